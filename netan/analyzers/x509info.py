@@ -1,0 +1,187 @@
+"""X.509 certificate summary for TLS (<= 1.2, where certificates travel in clear).
+
+``summarize(der)`` turns one DER certificate into a small, JSON-ready dict
+(subject, issuer, self_signed, key_type, key_bits, validity, SANs, SHA-1
+fingerprint) with every wire string made safe by ``safe_text``. It never
+raises: a certificate ``cryptography`` cannot load gives ``{"error": ...}``.
+TLS 1.3 encrypts the Certificate message (RFC 8446 §2), so callers say
+"not observable" there instead of calling this.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import unicodedata
+from typing import Any
+
+__all__ = ["summarize", "safe_text", "MAX_CERT_BYTES", "MAX_SANS"]
+
+log = logging.getLogger(__name__)
+
+#: Bigger DER blobs are not handed to the ASN.1 parser (real leaf certificates
+#: are a few KB; 64 KiB bounds the work on hostile input).
+MAX_CERT_BYTES = 65536
+#: SAN entries reported; the count is always exact.
+MAX_SANS = 64
+#: Length bound for distinguished names and SAN values in the output.
+MAX_NAME_CHARS = 512
+
+
+def safe_text(value: str, limit: int) -> tuple[str, list[str]]:
+    """Escape control/format characters and bound the length of a wire string.
+
+    Returns the safe string and the reasons it was changed ("control_chars",
+    "truncated"). Backslashes are escaped too, so the escaping is unambiguous.
+    Unicode format characters (bidi overrides, zero-width) are escaped because
+    they make a log line read differently from what it contains.
+    """
+    flags: list[str] = []
+    out: list[str] = []
+    size = 0
+    truncated = False
+    for ch in value:
+        code = ord(ch)
+        if ch == "\\":
+            piece = "\\\\"
+        elif code < 0x20 or 0x7F <= code < 0xA0:
+            piece = f"\\x{code:02x}"
+        elif code > 0x7F and unicodedata.category(ch) in ("Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            piece = f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+        else:
+            piece = ch
+        if len(piece) > 1 and ch != "\\" and "control_chars" not in flags:
+            flags.append("control_chars")
+        if size + len(piece) > limit:
+            truncated = True
+            break
+        out.append(piece)
+        size += len(piece)
+    if truncated:
+        flags.append("truncated")
+    return "".join(out), flags
+
+
+def _key_info(public_key: Any) -> tuple[str, int | None, str | None]:
+    from cryptography.hazmat.primitives.asymmetric import dh, dsa, ec, ed448, ed25519, rsa, x448, x25519
+
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return "rsa", public_key.key_size, None
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return "ec", public_key.key_size, public_key.curve.name
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        return "ed25519", 256, None
+    if isinstance(public_key, ed448.Ed448PublicKey):
+        return "ed448", 456, None
+    if isinstance(public_key, dsa.DSAPublicKey):
+        return "dsa", public_key.key_size, None
+    if isinstance(public_key, dh.DHPublicKey):
+        return "dh", public_key.key_size, None
+    if isinstance(public_key, (x25519.X25519PublicKey, x448.X448PublicKey)):
+        return type(public_key).__name__.replace("PublicKey", "").lower(), None, None
+    return "unknown", None, None
+
+
+def _name(name: Any, anomalies: list[str], what: str) -> str:
+    try:
+        raw = name.rfc4514_string()
+    except Exception as exc:  # noqa: BLE001 - malformed RDNs must not stop the summary
+        anomalies.append(f"{what}_unparsable")
+        log.debug("cannot render %s: %s", what, exc)
+        return ""
+    text, flags = safe_text(raw, MAX_NAME_CHARS)
+    anomalies.extend(f"{what}_{f}" for f in flags)
+    return text
+
+
+def _common_name(name: Any) -> str | None:
+    from cryptography.x509.oid import NameOID
+
+    try:
+        attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    except Exception:  # noqa: BLE001
+        return None
+    if not attrs:
+        return None
+    value = attrs[0].value
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "backslashreplace")
+    return safe_text(str(value), MAX_NAME_CHARS)[0]
+
+
+def summarize(der: bytes) -> dict[str, Any]:
+    """Summarise one DER certificate; never raises."""
+    sha1 = hashlib.sha1(der, usedforsecurity=False).hexdigest()
+    if len(der) > MAX_CERT_BYTES:
+        return {"error": "certificate too large", "sha1": sha1, "anomalies": ["cert_too_large"]}
+    try:
+        from cryptography import x509
+
+        cert = x509.load_der_x509_certificate(der)
+    except Exception as exc:  # noqa: BLE001 - hostile DER: report, do not crash
+        return {"error": f"unparsable certificate: {type(exc).__name__}", "sha1": sha1, "anomalies": ["cert_unparsable"]}
+
+    anomalies: list[str] = []
+    info: dict[str, Any] = {"sha1": sha1}
+    info["subject"] = _name(cert.subject, anomalies, "subject")
+    info["issuer"] = _name(cert.issuer, anomalies, "issuer")
+    info["subject_cn"] = _common_name(cert.subject)
+    info["issuer_cn"] = _common_name(cert.issuer)
+    try:
+        info["serial"] = format(cert.serial_number, "X")
+    except Exception:  # noqa: BLE001
+        info["serial"] = None
+        anomalies.append("serial_unparsable")
+    try:
+        info["not_before"] = cert.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+        info["not_after"] = cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    except Exception:  # noqa: BLE001
+        info["not_before"] = info["not_after"] = None
+        anomalies.append("validity_unparsable")
+    try:
+        key_type, key_bits, curve = _key_info(cert.public_key())
+    except Exception:  # noqa: BLE001 - unsupported or corrupt key
+        key_type, key_bits, curve = "unknown", None, None
+        anomalies.append("public_key_unparsable")
+    info["key_type"], info["key_bits"] = key_type, key_bits
+    if curve:
+        info["curve"] = curve
+    try:
+        info["sig_alg"] = cert.signature_algorithm_oid._name  # noqa: SLF001 - the only readable name
+    except Exception:  # noqa: BLE001
+        info["sig_alg"] = None
+
+    # Self-signed: issuer == subject *and* the signature verifies with the
+    # certificate's own key (a name match alone is what attackers forge).
+    self_signed = False
+    if cert.issuer == cert.subject:
+        try:
+            cert.verify_directly_issued_by(cert)
+            self_signed = True
+        except Exception:  # noqa: BLE001 - bad signature, unsupported algorithm
+            anomalies.append("self_issued_signature_invalid")
+    info["self_signed"] = self_signed
+
+    sans: list[str] = []
+    san_count = 0
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        for general_name in ext.value:
+            san_count += 1
+            if len(sans) >= MAX_SANS:
+                continue
+            value = general_name.value
+            text = str(value) if not isinstance(value, bytes) else value.hex()
+            safe, flags = safe_text(text, 255)
+            anomalies.extend(f"san_{f}" for f in flags)
+            sans.append(safe)
+    except x509.ExtensionNotFound:
+        pass
+    except Exception:  # noqa: BLE001 - malformed extension
+        anomalies.append("san_unparsable")
+    info["sans"] = sans
+    if san_count > len(sans):
+        info["san_count"] = san_count
+        anomalies.append("sans_truncated")
+    if anomalies:
+        info["anomalies"] = sorted(set(anomalies))
+    return info

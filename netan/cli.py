@@ -1,0 +1,126 @@
+"""The `netan` command line: subcommands parse options and call library functions.
+
+Heavy imports happen inside the command that needs them. Exit status (CONTRACT.md):
+0 when the run completed, even with skipped records (counted in summary.json);
+2 for usage errors; 1 when an input could not be read at all, with one line
+naming the file and the reason.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from netan import __version__
+
+log = logging.getLogger("netan")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.ERROR if quiet else logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="netan: %(levelname)s: %(message)s", stream=sys.stderr)
+
+
+def _flow_options(f):
+    f = click.option("--idle-timeout", type=click.FloatRange(min=0.001), default=120.0, show_default=True,
+                     help="Seconds without packets that end a flow.")(f)
+    f = click.option("--active-timeout", type=click.FloatRange(min=0.001), default=1800.0, show_default=True,
+                     help="Seconds after which a long flow is cut and continued as a new one.")(f)
+    f = click.option("--max-flows", type=click.IntRange(min=1), default=2_000_000, show_default=True,
+                     help="Flow table bound; past it the oldest flows end early (counted in summary.json).")(f)
+    f = click.option("--sample-bytes", type=click.IntRange(min=0, max=1 << 20), default=4096, show_default=True,
+                     help="Payload bytes sampled per direction for the analyzers.")(f)
+    f = click.option("--packets", "max_sizes", type=click.IntRange(min=0, max=10000), default=32,
+                     show_default=True, help="First N packet sizes and inter-arrival times kept per flow.")(f)
+    return f
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="netan")
+@click.option("-v", "--verbose", count=True, help="More log output on stderr.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr, no progress or summary.")
+@click.pass_context
+def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
+    """netan: find Android apps that encrypt collected data and send it out behind the user's back."""
+    _setup_logging(verbose, quiet)
+    ctx.obj = {"quiet": quiet}
+
+
+@main.command()
+@click.argument("pcaps", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--context", "context_paths", multiple=True, type=click.Path(path_type=str),
+              help="Context file or directory (MDM, UsageStats, DHCP, PCAPdroid); repeatable.")
+@click.option("--baseline", type=click.Path(dir_okay=False, path_type=str), help="Baseline file from `netan baseline`.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str),
+              help="Output directory (flows.jsonl, chains.jsonl, summary.json).")
+@click.option("--report", is_flag=True, help="Also write report.html.")
+@click.option("--graph", type=click.Path(dir_okay=False, path_type=str), help="Write the evidence graph as GraphML.")
+@_flow_options
+@click.pass_context
+def analyze(ctx: click.Context, pcaps: tuple[str, ...], context_paths: tuple[str, ...], baseline: str | None,
+            out_dir: str, report: bool, graph: str | None, **flow_kw) -> None:
+    """PCAP replay: several pcap/pcapng files (gzip'd or not) as one capture."""
+    from netan.flows import FlowConfig
+    from netan.pipeline import RunOptions, analyze_captures
+
+    opts = RunOptions(out_dir=out_dir, context=context_paths, baseline=baseline, flow=FlowConfig(**flow_kw),
+                      report=report, graph=graph, command="analyze")
+    result = _run(lambda: analyze_captures(list(pcaps), opts))
+    _finish(ctx, result)
+
+
+def _run(job):
+    from netan.problems import InputError
+
+    try:
+        return job()
+    except InputError as e:
+        click.echo(f"netan: error: {e.path}: {e.reason}", err=True)
+        sys.exit(1)
+    except OSError as e:  # the output directory cannot be written, etc.
+        click.echo(f"netan: error: {e.filename or ''}: {e.strerror or e}", err=True)
+        sys.exit(1)
+
+
+def _finish(ctx: click.Context, result) -> None:
+    quiet = ctx.obj.get("quiet", False)
+    for err in result.unreadable:
+        click.echo(f"netan: error: {err.path}: {err.reason}", err=True)
+    if not quiet:
+        for reason, n in result.problems.by_reason.items():
+            click.echo(f"netan: skipped {n} record(s): {reason}", err=True)
+        from netan.summary_text import render_summary
+
+        click.echo(render_summary(result.summary, result.out_dir))
+    if result.unreadable:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Output directory (default: ./netan-demo-out).")
+@click.pass_context
+def demo(ctx: click.Context, out_dir: str | None) -> None:
+    """The main job on the embedded demo (captures/ + context/)."""
+    from netan.flows import FlowConfig
+    from netan.pipeline import RunOptions, analyze_captures
+
+    captures = sorted(str(p) for p in (REPO_ROOT / "captures").glob("*.pcap*"))
+    if not captures:
+        raise click.UsageError(f"no demo capture found in {REPO_ROOT / 'captures'}")
+    context_dir = REPO_ROOT / "context"
+    context = (str(context_dir),) if context_dir.is_dir() and any(
+        p.name != "README.md" for p in context_dir.iterdir()) else ()
+    out_dir = out_dir or os.path.join(os.getcwd(), "netan-demo-out")
+    opts = RunOptions(out_dir=out_dir, context=context, flow=FlowConfig(), command="demo")
+    result = _run(lambda: analyze_captures(captures, opts))
+    _finish(ctx, result)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,185 @@
+"""The main job, as a library call: captures (+ context) in, an output directory out.
+
+Two passes over finished flows. Pass 1 runs as flows end: engine record +
+analyzers, cross-flow observation, and the context join's observation (SYN
+times for clock skew); records spool to a temporary JSONL so memory does not
+grow with the number of flows. Between the passes the join estimates clock
+skew. Pass 2 streams the spool: cross-flow findings, device/app/state, chain
+observation, and the final flows.jsonl. Chains and summary.json come last.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+from netan import SCHEMA, __version__
+from netan.analyzers import AnalyzerSet
+from netan.engine import Engine, merged_packets
+from netan.flows import FlowConfig
+from netan.problems import InputError, Problems
+from netan.sinks.atomic import atomic_open, dumps, write_json
+from netan.sources.pcap import CaptureInfo
+
+__all__ = ["RunOptions", "RunResult", "analyze_captures", "finish_run"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    out_dir: str
+    context: tuple[str, ...] = ()
+    baseline: str | None = None
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    report: bool = False
+    graph: str | None = None
+    command: str = "analyze"
+
+
+@dataclass
+class RunResult:
+    out_dir: str
+    flows: int = 0
+    chains: int = 0
+    problems: Problems = field(default_factory=Problems)
+    unreadable: list[InputError] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class _Stages:
+    """The optional enrichment stages after the analyzers, each loaded once."""
+
+    def __init__(self, opts: RunOptions, problems: Problems) -> None:
+        self.unavailable: dict[str, str] = {}
+        self.crossflow = None
+        try:
+            from netan.analyzers.crossflow import CrossFlowAnalyzer
+
+            self.crossflow = CrossFlowAnalyzer()
+        except Exception as e:  # reported in summary.json, not fatal
+            self.unavailable["crossflow"] = f"{type(e).__name__}: {e}"
+        self.join = None
+        self.context_report: Any = None
+        if opts.context:
+            from netan.context.loader import load_context
+            from netan.join import ContextJoin
+
+            ctx = load_context(list(opts.context))
+            self.join = ContextJoin(ctx)
+        self.chains = None
+        try:
+            from netan.chains import ChainBuilder
+
+            self.chains = ChainBuilder.for_run(context=self.join, baseline_path=opts.baseline)
+        except ImportError as e:
+            self.unavailable["chains"] = f"{type(e).__name__}: {e}"
+
+
+def analyze_captures(paths: list[str], opts: RunOptions,
+                     progress: Callable[[dict], None] | None = None) -> RunResult:
+    """`netan analyze`: PCAP replay of several files as one capture."""
+    started = time.monotonic()
+    problems = Problems()
+    result = RunResult(opts.out_dir, problems=problems)
+    engine = Engine(opts.flow, problems)
+    infos: list[CaptureInfo] = []
+    analyzers = AnalyzerSet()
+    stages = _Stages(opts, problems)
+    os.makedirs(opts.out_dir, exist_ok=True)
+    spool_path = os.path.join(opts.out_dir, ".flows.spool.jsonl")
+    t_read = time.monotonic()
+    with open(spool_path, "w", encoding="utf-8") as spool:
+        def drain() -> None:
+            for fs in engine.pop_finished():
+                record, sample = fs.to_record(), fs.to_sample()
+                analyzers.run(sample, record)
+                if stages.crossflow is not None:
+                    stages.crossflow.observe(record, sample)
+                if stages.join is not None:
+                    stages.join.observe(record)
+                spool.write(dumps(record))
+                spool.write("\n")
+                result.flows += 1
+
+        for n, raw in enumerate(merged_packets(paths, problems, infos, result.unreadable)):
+            engine.feed(raw)
+            if engine.table.finished:
+                drain()
+            if progress is not None and n % 65536 == 0:
+                progress({"packets": n, "flows": result.flows})
+        engine.finish()
+        drain()
+    t_flows = time.monotonic()
+    sources = {"engine": engine.summary(), "captures": [_capture_info(i) for i in infos],
+               "analyzers": analyzers.summary()}
+    finish_run(spool_path, opts, stages, result, sources, started, {"read_and_flows_s": t_flows - t_read})
+    return result
+
+
+def _capture_info(info: CaptureInfo) -> dict[str, Any]:
+    return {"path": info.path, "format": info.format, "packets": info.packets, "bytes": info.bytes,
+            "linktypes": sorted(info.linktypes or ()), "first_ts": info.first_ts, "last_ts": info.last_ts}
+
+
+def _read_spool(path: str) -> Iterator[dict]:
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            yield json.loads(line)
+
+
+def finish_run(spool_path: str, opts: RunOptions, stages: _Stages, result: RunResult,
+               sources: dict[str, Any], started: float, timings: dict[str, float]) -> None:
+    """Pass 2 and the outputs; shared by every mode that produces flow records."""
+    t0 = time.monotonic()
+    skew = stages.join.estimate_skew() if stages.join is not None else {}
+    flows_path = os.path.join(opts.out_dir, "flows.jsonl")
+    with atomic_open(flows_path) as out:
+        for record in _read_spool(spool_path):
+            if stages.crossflow is not None:
+                record.update(stages.crossflow.finalize(record))
+            if stages.join is not None:
+                record.update(stages.join.annotate(record))
+            if stages.chains is not None:
+                stages.chains.observe(record)
+            out.write(dumps(record))
+            out.write("\n")
+    os.unlink(spool_path)
+    timings["join_and_write_s"] = time.monotonic() - t0
+    chains: list[dict] = []
+    if stages.chains is not None:
+        t1 = time.monotonic()
+        chains = stages.chains.finalize()
+        with atomic_open(os.path.join(opts.out_dir, "chains.jsonl")) as out:
+            for chain in chains:
+                out.write(dumps(chain))
+                out.write("\n")
+        if opts.graph:
+            stages.chains.write_graphml(opts.graph)
+        timings["chains_s"] = time.monotonic() - t1
+    result.chains = len(chains)
+    timings["total_s"] = time.monotonic() - started
+    summary: dict[str, Any] = {
+        "schema": SCHEMA,
+        "netan_version": __version__,
+        "command": opts.command,
+        "inputs": sources.get("captures") or sources.get("inputs") or [],
+        "unreadable": [{"file": e.path, "reason": e.reason} for e in result.unreadable],
+        "counts": {"flows": result.flows, "chains": result.chains, **sources.get("engine", {})},
+        "skipped": result.problems.as_dict(),
+        "analyzers": {**sources.get("analyzers", {}), "stages_unavailable": stages.unavailable},
+        "context": stages.join.summary() if stages.join is not None else {"files": [], "note": "no --context given"},
+        "clock_skew": skew,
+        "config": {k: getattr(opts.flow, k) for k in opts.flow.__dataclass_fields__},
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+    }
+    result.summary = summary
+    write_json(os.path.join(opts.out_dir, "summary.json"), summary)
+
+
+def iter_records(path: str) -> Iterable[dict]:
+    """Read a flows.jsonl back (for report, explain and tests)."""
+    return _read_spool(path)

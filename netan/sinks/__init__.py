@@ -1,0 +1,1 @@
+"""Output sinks: JSONL, Zeek-format logs, HTML report. Each renders one schema."""

@@ -1,0 +1,52 @@
+"""Atomic file writes: a reader sees the old file or the whole new one, never half.
+
+Write to a temporary file in the same directory, fsync, then ``os.replace``
+(atomic on POSIX within one file system). On error the temporary is removed.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from typing import IO, Any, Iterable, Iterator
+
+__all__ = ["atomic_open", "write_json", "write_jsonl", "dumps"]
+
+
+def dumps(obj: Any) -> str:
+    """Compact JSON; NaN/inf are refused (they are not JSON)."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str, mode: str = "w") -> Iterator[IO]:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str, obj: Any) -> None:
+    with atomic_open(path) as fh:
+        json.dump(obj, fh, indent=2, ensure_ascii=False, allow_nan=False)
+        fh.write("\n")
+
+
+def write_jsonl(path: str, records: Iterable[dict]) -> int:
+    n = 0
+    with atomic_open(path) as fh:
+        for rec in records:
+            fh.write(dumps(rec))
+            fh.write("\n")
+            n += 1
+    return n

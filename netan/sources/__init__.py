@@ -1,0 +1,1 @@
+"""Packet and flow-record sources: pcap/pcapng files, live capture, Zeek logs."""
