@@ -48,6 +48,11 @@ class FlowConfig:
             raise ValueError("limits must be non-negative (max_flows at least 1)")
 
 
+def key_ports(pkt: Decoded) -> tuple[int, int]:
+    """The ports that identify a flow: ICMP's type/code do not (a reply has another type)."""
+    return (0, 0) if pkt.proto in (ICMP, ICMP6) else (pkt.sport, pkt.dport)
+
+
 def flow_key(proto: int, src: bytes, sport: int, dst: bytes, dport: int) -> tuple:
     """Direction-agnostic key: the lower endpoint first."""
     if (src, sport) <= (dst, dport):
@@ -78,16 +83,19 @@ class FlowState:
     """A bidirectional flow being built. Direction 0 is the originator's."""
 
     __slots__ = ("key", "proto", "orig", "resp", "first_ts", "last_ts", "dirs", "src_mac", "vlans", "sizes",
-                 "iats", "marks", "end_reason", "lru_ts", "closed", "syn_ts")
+                 "iats", "marks", "end_reason", "lru_ts", "closed", "syn_ts", "icmp")
 
     def __init__(self, key: tuple, pkt: Decoded) -> None:
         self.key = key
         self.proto = pkt.proto
         # Originator: TCP SYN sender; a SYN-ACK's receiver; else the first packet's sender.
+        sport, dport = key_ports(pkt)
         if pkt.proto == TCP and pkt.flags & (SYN | ACK) == SYN | ACK:
-            self.orig, self.resp = (pkt.dst, pkt.dport), (pkt.src, pkt.sport)
+            self.orig, self.resp = (pkt.dst, dport), (pkt.src, sport)
         else:
-            self.orig, self.resp = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
+            self.orig, self.resp = (pkt.src, sport), (pkt.dst, dport)
+        # ICMP has no ports; its first message's type and code feed the Community ID.
+        self.icmp = (pkt.sport, pkt.dport) if pkt.proto in (ICMP, ICMP6) else None
         self.first_ts = self.last_ts = self.lru_ts = pkt.ts
         self.dirs = (DirState(), DirState())
         self.src_mac: bytes | None = None
@@ -101,7 +109,7 @@ class FlowState:
 
     # ---- the per-packet path ------------------------------------------------------------
     def update(self, pkt: Decoded, cfg: FlowConfig) -> None:
-        d = 0 if (pkt.src, pkt.sport) == self.orig else 1
+        d = 0 if (pkt.src, key_ports(pkt)[0]) == self.orig else 1
         st = self.dirs[d]
         ts = pkt.ts
         if len(self.sizes) < cfg.max_sizes:
@@ -175,6 +183,7 @@ class FlowState:
             mine.pkts += theirs.pkts
             mine.ip_bytes += theirs.ip_bytes
             mine.flags |= theirs.flags
+            seen_before = [list(r) for r in mine.ranges]
             if self.proto == TCP:
                 shift = 0
                 if mine.isn is None:
@@ -194,8 +203,11 @@ class FlowState:
                 for s, e in theirs.filled:
                     self._place(mine, i, 0.0, s + shift, bytes(theirs.sample[s:e]), e - s, cfg, mark=False)
             for m in other.marks:
-                if (m.direction ^ flip) == i:
-                    marks.append(PacketMark(i, m.ts, m.offset + shift, m.length))
+                start = m.offset + shift
+                # A packet that only resent what this side already had is no mark in one pass.
+                if (m.direction ^ flip) == i and not (self.proto == TCP and m.length and not holes(
+                        seen_before, start, start + m.length)):
+                    marks.append(PacketMark(i, m.ts, start, m.length))
         self.marks = sorted(marks, key=lambda m: m.ts)[: cfg.max_marks]
         self.marks = [m for m in self.marks if m.offset < cfg.sample_bytes]
         self.first_ts = min(self.first_ts, other.first_ts)
@@ -238,7 +250,8 @@ class FlowState:
         src_ip, dst_ip = ip_text(self.orig[0]), ip_text(self.resp[0])
         has_ports = self.proto in (TCP, UDP, 132, 136)
         sport, dport = (self.orig[1], self.resp[1]) if has_ports else (0, 0)
-        cid = community_id(self.proto, self.orig[0], self.orig[1], self.resp[0], self.resp[1])
+        ptype, pcode = self.icmp if self.icmp is not None else (self.orig[1], self.resp[1])
+        cid = community_id(self.proto, self.orig[0], ptype, self.resp[0], pcode)
         o, i = self.dirs
         record = new_flow_record(
             flow_id=flow_id(cid, self.first_ts), community_id=cid, ts=round(self.first_ts, 6),
@@ -251,8 +264,8 @@ class FlowState:
             sample={"out": _sample_info(o), "in": _sample_info(i)},
             tcp=self._tcp_info() if self.proto == TCP else None,
         )
-        if self.proto in (ICMP, ICMP6):
-            record["icmp"] = {"type": self.orig[1], "code": self.resp[1]}
+        if self.icmp is not None:
+            record["icmp"] = {"type": self.icmp[0], "code": self.icmp[1]}
         return record
 
     def _tcp_info(self) -> dict:
@@ -325,6 +338,13 @@ def flow_id(cid: str, first_ts: float) -> str:
     return "F" + hashlib.blake2b(f"{cid}|{first_ts:.6f}".encode(), digest_size=9).hexdigest()
 
 
+def end_reason(fs: FlowState, reason: str) -> str:
+    """A closed TCP flow ended by its close, whatever noticed it (timeout, reuse, end of input)."""
+    if fs.closed and reason in ("idle_timeout", "port_reuse", "end_of_capture"):
+        return "rst" if (fs.dirs[0].flags | fs.dirs[1].flags) & RST else "fin"
+    return reason
+
+
 class FlowTable:
     """Flows by key, with idle/active timeouts, TCP close, and a memory bound.
 
@@ -347,7 +367,8 @@ class FlowTable:
 
     def add(self, pkt: Decoded) -> None:
         cfg = self.cfg
-        key = flow_key(pkt.proto, pkt.src, pkt.sport, pkt.dst, pkt.dport)
+        sport, dport = key_ports(pkt)
+        key = flow_key(pkt.proto, pkt.src, sport, pkt.dst, dport)
         fs = self.flows.get(key)
         ts = pkt.ts
         if fs is not None:
@@ -381,10 +402,7 @@ class FlowTable:
                 self.next_scan = ts + self.scan_every
 
     def _finish(self, key: tuple, fs: FlowState, reason: str) -> None:
-        if reason == "port_reuse":
-            reason = "rst" if (fs.dirs[0].flags | fs.dirs[1].flags) & RST else "fin"
-        elif reason == "idle_timeout" and fs.closed:
-            reason = "rst" if (fs.dirs[0].flags | fs.dirs[1].flags) & RST else "fin"
+        reason = end_reason(fs, reason)
         fs.end_reason = reason
         self.stats[reason if reason in self.stats else "tcp_closed"] += 1
         if self.flows.get(key) is fs:
@@ -425,7 +443,9 @@ class FlowTable:
     def flush(self) -> None:
         """End of input: every flow still open finishes."""
         for key, fs in list(self.flows.items()):
-            self._finish(key, fs, "fin" if fs.closed else "end_of_capture")
+            # A flow already idle past its timeout ended by that, whether or not a scan noticed.
+            idle = self.now - fs.last_ts > self.cfg.idle_timeout
+            self._finish(key, fs, "idle_timeout" if idle else "end_of_capture")
 
     def pop_finished(self) -> list[FlowState]:
         done, self.finished = self.finished, []
@@ -433,3 +453,39 @@ class FlowTable:
 
     def __iter__(self) -> Iterator[FlowState]:
         return iter(self.flows.values())
+
+
+def continue_flows(earlier: FlowTable, later: FlowTable) -> list[FlowState]:
+    """Join two tables that saw consecutive parts of one capture (neither flushed).
+
+    Every flow still open in ``earlier`` is merged with the first flow of the same
+    key in ``later`` when a single pass would have kept them together (within the
+    idle timeout, inside the active timeout, not a new TCP connection after a
+    close). Returns all flows, finished, in end order: what one pass yields.
+    """
+    cfg = earlier.cfg
+    out = earlier.pop_finished()
+    pending = dict(earlier.flows)
+    later_states = later.pop_finished() + list(later.flows.values())
+    later_states.sort(key=lambda fs: fs.first_ts)
+    for fs in later_states:
+        head = pending.pop(fs.key, None)
+        if head is None:
+            out.append(fs)
+            continue
+        new_conn = fs.proto == TCP and head.closed and fs.syn_ts is not None and fs.syn_ts <= fs.first_ts
+        if (fs.first_ts - head.last_ts > cfg.idle_timeout or fs.last_ts - head.first_ts > cfg.active_timeout
+                or new_conn):
+            head.end_reason = end_reason(head, "idle_timeout")
+            out.extend([head, fs])
+            continue
+        head.merge(fs, cfg)
+        head.end_reason = fs.end_reason
+        out.append(head)
+    for fs in pending.values():  # no continuation: the later part's clock decides
+        fs.end_reason = end_reason(fs, "idle_timeout" if later.now - fs.last_ts > cfg.idle_timeout
+                                   else "end_of_capture")
+        out.append(fs)
+    for fs in out:
+        fs.end_reason = end_reason(fs, fs.end_reason or "end_of_capture")
+    return out

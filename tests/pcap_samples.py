@@ -51,6 +51,9 @@ def _ip_of(buf: bytes, linktype: int):
         return dpkt.sll.SLL(buf).data
     if linktype == 276:
         return dpkt.sll2.SLL2(buf).data
+    if linktype in (9, 50):  # PPP: optional ff03, then a 2-byte protocol
+        inner = buf[4:] if buf[:2] == b"\xff\x03" else buf[2:]
+        return dpkt.ip.IP(inner) if inner[0] >> 4 == 4 else dpkt.ip6.IP6(inner)
     if linktype in (0, 108):  # BSD loopback: 4-byte family
         inner = buf[4:]
         return dpkt.ip.IP(inner) if inner[0] >> 4 == 4 else dpkt.ip6.IP6(inner)

@@ -140,8 +140,11 @@ def ja4(ch: ClientHelloLike, transport: str = "t", *, raw: bool = False, origina
     if raw:
         return f"{a}_{b}_{c}"
     hb = _hash12(b) if b else "000000000000"
-    # Spec: an empty extension list hashes to twelve zeros.
-    hc = _hash12(c) if c and not c.startswith("_") else "000000000000"
+    # Spec: an empty extension list (SNI and ALPN do not count) gives twelve
+    # zeros; FoxIO's JA4_o applies the same test, so a hello whose only
+    # extension is SNI hashes to zeros in both orders.
+    _, _, sorted_c = (a, b, c) if not original_order else ja4_parts(ch, "t")
+    hc = _hash12(c) if sorted_c and not sorted_c.startswith("_") else "000000000000"
     return f"{a}_{hb}_{hc}"
 
 

@@ -15,6 +15,7 @@ The hello parsers (``parse_client_hello``, ``parse_server_hello``,
 from __future__ import annotations
 
 import bisect
+import ipaddress
 import logging
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -40,6 +41,7 @@ __all__ = [
     "version_name",
     "cipher_name",
     "hello_summary",
+    "client_hellos",
     "MAX_RECORDS",
 ]
 
@@ -141,9 +143,7 @@ def version_name(v: int | None) -> str | None:
         return _VERSION_NAMES[v]
     if v >> 8 == 0x7F:  # draft-ietf-tls-tls13-NN used 0x7fNN
         return f"TLSv1.3-draft{v & 0xFF}"
-    if v >> 8 == 0x7E:  # Facebook's pre-standard TLS 1.3 (Zeek: fizz)
-        return f"TLSv1.3-fb{v & 0xFF}"
-    return f"0x{v:04x}"
+    return f"unknown-{v}"  # Zeek's spelling for versions it does not know
 
 
 def cipher_name(cs: int | None) -> str | None:
@@ -338,6 +338,14 @@ def _parse_extension_block(r: _Reader, anomalies: list[str]) -> list[tuple[int, 
     return out
 
 
+def _is_ip_literal(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+        return True
+    except ValueError:
+        return False
+
+
 def _decode_sni(ext: bytes, anomalies: list[str]) -> str | None:
     """RFC 6066 §3 ServerNameList; returns the first host_name, made safe."""
     r = _Reader(ext)
@@ -375,7 +383,7 @@ def _decode_sni(ext: bytes, anomalies: list[str]) -> str | None:
             _flag(anomalies, "sni_too_long")
         if text and not all(c.isascii() and (c.isalnum() or c in "-._*") for c in text):
             _flag(anomalies, "sni_invalid_chars")
-        if text and (text.replace(".", "").isdigit() or ":" in text):
+        if text and _is_ip_literal(text):
             _flag(anomalies, "sni_ip_literal")  # RFC 6066 §3 forbids literal IPs
         if not raw:
             _flag(anomalies, "sni_empty")
@@ -537,6 +545,22 @@ def parse_server_hello(body: bytes, *, dtls: bool = False, complete: bool = True
         _flag(anomalies, "server_hello_too_short")
         return ServerHello(legacy_version=legacy_version or 0, complete=False, anomalies=tuple(anomalies))
     fields: dict[str, Any] = {"legacy_version": legacy_version, "is_hrr": random == HRR_RANDOM}
+    if legacy_version >> 8 == 0x7F and (legacy_version & 0xFF) < 22:
+        # draft-ietf-tls-tls13 before -22: no legacy_session_id_echo and no
+        # compression method; the draft version is server_version itself.
+        cs = r.uint(2)
+        if cs is None:
+            _flag(anomalies, "server_hello_too_short")
+            return ServerHello(complete=False, anomalies=tuple(anomalies), **fields)
+        fields["cipher_suite"] = cs
+        exts = _parse_extension_block(r, anomalies)
+        fields["extensions"] = tuple(t for t, _ in exts)
+        for etype, data in exts:
+            if etype in (Ext.KEY_SHARE, 40) and len(data) >= 2:  # 40: key_share before draft-23
+                fields["key_share_group"] = int.from_bytes(data[:2], "big")
+            elif etype == Ext.PRE_SHARED_KEY:
+                fields["psk"] = True
+        return ServerHello(complete=complete, anomalies=tuple(anomalies), **fields)
     sid = r.vector(1)
     cs = r.uint(2) if sid is not None and sid[1] else None
     comp = r.uint(1) if cs is not None else None
@@ -988,6 +1012,25 @@ def analyze(sample: FlowSample) -> dict[str, Any] | None:
     records_out = _records_report(sample, dirs)
     tls["anomalies"] = anomalies
     return {"l7": "tls", "tls": tls, "tls_records": records_out}
+
+
+def client_hellos(stream: bytes, gaps: Iterable[tuple[int, int]] = (), limit: int = 4) -> list[ClientHello]:
+    """Every plaintext ClientHello in a client stream, in order (at most ``limit``).
+
+    A second ClientHello follows a HelloRetryRequest (RFC 8446 §4.1.4); FoxIO's
+    Python JA4 reports each one, so the conformance tests use this.
+    """
+    found = find_tls_start(stream, HandshakeType.CLIENT_HELLO)
+    if found is None or found[1] == "sslv2":
+        return []
+    d = _Direction(stream, found[0], found[1])
+    d.records = parse_records(stream, found[0], gaps, [])
+    _collect_handshake(d, after_ccs=True)
+    return [
+        parse_client_hello(m.body, complete=m.complete)
+        for m in d.messages
+        if m.msg_type == HandshakeType.CLIENT_HELLO
+    ][:limit]
 
 
 def summarize_fp(der: bytes) -> dict[str, Any]:

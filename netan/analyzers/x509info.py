@@ -108,17 +108,48 @@ def _common_name(name: Any) -> str | None:
     return safe_text(str(value), MAX_NAME_CHARS)[0]
 
 
+def _verify_self_signature(cert: Any) -> bool | None:
+    """Does the certificate's signature verify with its own key? None: cannot tell."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+
+    try:
+        cert.verify_directly_issued_by(cert)
+        return True
+    except InvalidSignature:
+        return False
+    except Exception:  # noqa: BLE001 - e.g. SHA-1 refused by the high-level API
+        pass
+    try:
+        key = cert.public_key()
+        algo = cert.signature_hash_algorithm
+        if isinstance(key, rsa.RSAPublicKey) and algo is not None:
+            key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), algo)
+            return True
+        if isinstance(key, ec.EllipticCurvePublicKey) and algo is not None:
+            key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(algo))
+            return True
+        if isinstance(key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
+            key.verify(cert.signature, cert.tbs_certificate_bytes)
+            return True
+    except InvalidSignature:
+        return False
+    except Exception:  # noqa: BLE001 - unsupported hash (MD5 in FIPS builds, ...)
+        return None
+    return None
+
+
 def summarize(der: bytes) -> dict[str, Any]:
     """Summarise one DER certificate; never raises."""
     sha1 = hashlib.sha1(der, usedforsecurity=False).hexdigest()
     if len(der) > MAX_CERT_BYTES:
-        return {"error": "certificate too large", "sha1": sha1, "anomalies": ["cert_too_large"]}
+        return {"error": "certificate too large", "sha1": sha1, "anomalies": ["too_large"]}
     try:
         from cryptography import x509
 
         cert = x509.load_der_x509_certificate(der)
     except Exception as exc:  # noqa: BLE001 - hostile DER: report, do not crash
-        return {"error": f"unparsable certificate: {type(exc).__name__}", "sha1": sha1, "anomalies": ["cert_unparsable"]}
+        return {"error": f"unparsable certificate: {type(exc).__name__}", "sha1": sha1, "anomalies": ["unparsable"]}
 
     anomalies: list[str] = []
     info: dict[str, Any] = {"sha1": sha1}
@@ -154,10 +185,15 @@ def summarize(der: bytes) -> dict[str, Any]:
     # certificate's own key (a name match alone is what attackers forge).
     self_signed = False
     if cert.issuer == cert.subject:
-        try:
-            cert.verify_directly_issued_by(cert)
+        verdict = _verify_self_signature(cert)
+        if verdict is None:
+            # Signature algorithm we cannot check (e.g. MD5/SHA-1 on DSA):
+            # fall back to the name match, and say so.
             self_signed = True
-        except Exception:  # noqa: BLE001 - bad signature, unsupported algorithm
+            anomalies.append("self_signature_unverified")
+        elif verdict:
+            self_signed = True
+        else:
             anomalies.append("self_issued_signature_invalid")
     info["self_signed"] = self_signed
 

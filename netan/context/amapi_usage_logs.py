@@ -100,8 +100,8 @@ def looks_like(value: Any) -> bool:
         return True
     msg = value.get("message") if isinstance(value.get("message"), dict) else value
     attrs = msg.get("attributes")
-    if isinstance(attrs, dict) and attrs.get("notificationType") == "USAGE_LOGS":
-        return True
+    if isinstance(attrs, dict) and "notificationType" in attrs and "data" in msg:
+        return True  # USAGE_LOGS, or a STATUS_REPORT whose Device is delegated
     if isinstance(msg.get("data"), str) and ("messageId" in msg or "attributes" in msg):
         batch = _decode_data(msg["data"])
         return isinstance(batch, dict) and "usageLogEvents" in batch

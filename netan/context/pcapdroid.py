@@ -435,8 +435,12 @@ def parse_csv(lines: Iterable[str]) -> Iterator[PcapdroidConnection | Reject]:
 def _split_middle(mid: list[str]) -> tuple[str, str, str, str, str] | None:
     if len(mid) == 5:
         return mid[0], mid[1], mid[2], mid[3], mid[4]
-    for k in range(len(mid) - 3):
-        pkg = mid[k + 1]
-        if _PKG.match(pkg) and mid[k + 3].strip():
-            return ",".join(mid[:k + 1]), pkg, mid[k + 2], mid[k + 3], ",".join(mid[k + 4:])
-    return None
+    fits = [k for k in range(len(mid) - 3)
+            if _PKG.match(mid[k + 1]) and "." not in mid[k + 2] and mid[k + 3].strip()]
+    # a real package name has a dot; "Inc" from "Foo, Inc" does not
+    dotted = [k for k in fits if "." in mid[k + 1]]
+    pick = dotted or fits
+    if len(pick) != 1 and not dotted:
+        return None
+    k = pick[0]
+    return ",".join(mid[:k + 1]), mid[k + 1], mid[k + 2], mid[k + 3], ",".join(mid[k + 4:])

@@ -1,0 +1,18 @@
+"""Zeek-log source: conn/ssl/x509/dns/http/files logs in, netan flow records out.
+
+Contract: ``read_zeek(paths, problems)`` yields flow records built like
+``netan.schema.new_flow_record`` (plus Zeek extras: ``zeek_uid``,
+``conn_state``, ``history``, ``missed_bytes``, ``dst_name``, ``http``,
+``zeek_logs``, ``not_observable``) from TSV or JSON logs, plain or gzip'd,
+found by content in files and directories.  Bad input is reported to the
+``Problems`` collector and skipped, never raised.  See docs/zeek.md.
+
+Modules: ``tsv`` (ASCII format), ``jsonlog`` (JSON format), ``discover``
+(finding and recognising logs), ``convert`` (the uid join and record
+building), ``reader`` (the pipeline).  Nothing happens at import.
+"""
+from __future__ import annotations
+
+from netan.sources.zeek.reader import read_zeek
+
+__all__ = ["read_zeek"]
