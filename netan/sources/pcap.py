@@ -198,6 +198,8 @@ def _read_pcap(s: _Stream, path: str, problems: Problems) -> Iterator[RawPacket]
     rec = struct.Struct(order + "IIII")
     hdr_len = 24 if modified else 16
     limit = max(snaplen, 65535) if 0 < snaplen <= MAX_RECORD else MAX_RECORD
+    frac_max = 1_000_000_000 if unit < 1e-6 else 1_000_000
+    last_sec: int | None = None
     while True:
         at = s.offset
         head = s.read(hdr_len)
@@ -209,33 +211,55 @@ def _read_pcap(s: _Stream, path: str, problems: Problems) -> Iterator[RawPacket]
         sec, frac, incl, orig = rec.unpack_from(head)
         if incl > limit or (orig and incl > orig and incl > snaplen):
             problems.skip(path, f"offset {at}", f"corrupt record length {incl}")
-            if not _resync_pcap(s, rec, hdr_len, limit):
+            if not _resync_pcap(s, rec, hdr_len, limit, last_sec, frac_max):
                 return
             continue
         data = s.read(incl)
         if data is None:
             problems.skip(path, f"offset {at}", f"truncated packet: record says {incl} bytes, file ends first")
             return
+        last_sec = sec
         yield RawPacket(sec + frac * unit, data, orig or incl, linktype, path, at)
 
 
-def _resync_pcap(s: _Stream, rec: struct.Struct, hdr_len: int, limit: int) -> bool:
-    """After a corrupt header, find the next offset where two records chain plausibly."""
+def _resync_pcap(s: _Stream, rec: struct.Struct, hdr_len: int, limit: int, last_sec: int | None,
+                 frac_max: int) -> bool:
+    """After a corrupt header, find the next offset where records chain plausibly.
+
+    A candidate must have a sane length and fraction, a time near the last good
+    record's, and be followed by two more records that pass the same checks (or
+    end exactly at the end of the data).
+    """
     s.skip(1)
     window = s.peek(4 << 20)
+
+    def plausible(at: int, near: int | None) -> int | None:
+        if at + hdr_len > len(window):
+            return None
+        sec, frac, incl, orig = rec.unpack_from(window, at)
+        if incl > limit or frac >= frac_max or (orig and incl > orig) or orig > MAX_RECORD:
+            return None
+        if near is not None and abs(sec - near) > 86400:
+            return None
+        return at + hdr_len + incl
+
     for i in range(len(window) - hdr_len):
-        sec, frac, incl, orig = rec.unpack_from(window, i)
-        if incl > limit or frac >= 1_000_000_000 or (orig and incl > orig):
+        nxt = plausible(i, last_sec)
+        if nxt is None:
             continue
-        nxt = i + hdr_len + incl
-        if nxt + hdr_len <= len(window):
-            sec2, frac2, incl2, orig2 = rec.unpack_from(window, nxt)
-            if incl2 > limit or abs(sec2 - sec) > 86400 * 30:
-                continue
-        elif nxt != len(window):
-            continue
-        s.skip(i)
-        return True
+        ok = True
+        for _ in range(2):
+            if nxt == len(window):
+                break
+            sec = rec.unpack_from(window, i)[0]
+            nxt2 = plausible(nxt, sec)
+            if nxt2 is None:
+                ok = False
+                break
+            nxt = nxt2
+        if ok:
+            s.skip(i)
+            return True
     return False
 
 

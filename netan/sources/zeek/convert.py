@@ -18,15 +18,16 @@ all-files``), and ``framing`` is listed in ``not_observable``.
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import logging
 import re
 import socket
 import struct
-from collections import OrderedDict
+from collections import deque
 from typing import Any, Iterable
 
-from netan.schema import new_flow_record
+from netan.schema import SCHEMA, new_flow_record
 
 __all__ = [
     "Joiner",
@@ -300,6 +301,12 @@ def community_id(proto: int, saddr: str, daddr: str, sport: int, dport: int) -> 
 
 # ---------------------------------------------------------------- the joiner
 
+#: The contract keys ``conn_flow`` writes itself (``new_flow_record``'s, in its order).
+_BUILT_KEYS = frozenset((
+    "schema", "flow_id", "community_id", "ts", "ts_end", "proto", "src_ip", "src_port", "dst_ip", "dst_port",
+    "src_mac", "bytes_out", "bytes_in", "pkts_out", "pkts_in", "l7", "payload", "framing", "tls", "device",
+    "app", "attribution", "app_state",
+))
 _NAMES_PER_IP = 16  # newest DNS answers kept per address
 _RECENT_UIDS = 1 << 17  # window for making repeated uids unique (concatenated logs)
 
@@ -320,8 +327,12 @@ class Joiner:
         self.http: dict[str, dict[str, Any]] = {}
         self.files: dict[str, list[tuple[Any, ...]]] = {}
         self.names: dict[str, list[tuple[float, str, str]]] = {}
-        self._recent: OrderedDict[str, int] = OrderedDict()
+        self._recent: set[str] = set()
+        self._recent_q: deque[str] = deque()
+        self._repeats: dict[str, int] = {}
+        self._l7_cache: dict[tuple[Any, str], str] = {}
         self._template = new_flow_record()
+        self._schema_extra = {k: v for k, v in self._template.items() if k not in _BUILT_KEYS}
         self.counts = {"conn": 0, "ssl_only": 0, "dns_only": 0, "http_only": 0}
 
     # ---- side logs
@@ -485,95 +496,142 @@ class Joiner:
 
     def _flow_id(self, uid: str | None, ts: float, key: tuple[Any, ...]) -> str:
         if not uid:
-            h = hashlib.sha1(repr((ts,) + key).encode()).hexdigest()[:16]
-            uid = "z" + h
-        n = self._recent.get(uid)
-        if n is None:
-            self._recent[uid] = 1
-            if len(self._recent) > _RECENT_UIDS:
-                self._recent.popitem(last=False)
-            return uid
-        # The same uid twice only happens in concatenated logs of separate runs
-        # (Zeek's test baselines); keep flow ids unique within the run.
-        n += 1
-        self._recent[uid] = n
-        return f"{uid}-{n}"
+            # No uid (a custom log without one): a digest of what identifies the line.
+            uid = "z" + hashlib.sha1(repr((ts,) + key).encode()).hexdigest()[:16]
+        if uid in self._recent:
+            return self._repeat_id(uid)
+        self._remember(uid)
+        return uid
+
+    def _remember(self, uid: str) -> None:
+        # A FIFO window (deque + set: O(1) both ends) bounds memory on huge logs.
+        self._recent.add(uid)
+        self._recent_q.append(uid)
+        if len(self._recent_q) > _RECENT_UIDS:
+            old = self._recent_q.popleft()
+            self._recent.discard(old)
+            self._repeats.pop(old, None)
 
     # ---- flows
     def conn_flow(self, c: tuple[Any, ...]) -> dict[str, Any]:
-        """One flow record from a conn.log tuple ordered as ``CONN_FIELDS``."""
+        """One flow record from a conn.log tuple ordered as ``CONN_FIELDS``.
+
+        This is the per-line hot path of Zeek mode, hence the flat code: one
+        dict literal in ``new_flow_record``'s key order (a test holds the two
+        together), lookups cached, side tables touched only when not empty.
+        """
         (ts, uid, oh, op, rh, rp, proto, service, duration, ob, rb, state, missed, history,
          opk, rpk, mac, cid, ip_proto) = c
-        if proto in ("tcp", "udp"):
-            pnum = 6 if proto == "tcp" else 17
+        if proto == "tcp":
+            pnum = 6
+        elif proto == "udp":
+            pnum = 17
         elif proto == "icmp":
-            pnum = 58 if ":" in oh else 1
-            proto = "icmp6" if pnum == 58 else "icmp"
+            if ":" in oh:
+                pnum, proto = 58, "icmp6"
+            else:
+                pnum = 1
         elif ip_proto is not None:
             pnum = ip_proto
             proto = _PROTO_NAME.get(pnum, str(pnum))
         else:
             pnum = _PROTO_NUM.get(proto or "", 0)
             proto = proto or "unknown"
-        op = op or 0
-        rp = rp or 0
-        if not cid and pnum:
-            cid = community_id(pnum, oh, rh, op, rp)
-        ports = pnum in (6, 17, 132)
-        s = self.ssl.pop(uid, None) if uid else None
-        dnsent = self.dns.pop(uid, None) if uid else None
-        http = self.http.pop(uid, None) if uid else None
-        logs = ["conn"]
-        l7 = l7_from_service(service, proto)
-        tls = None
-        if s is not None:
-            logs.append("ssl")
-            tls = self.tls(s)
-            if l7 == "unknown":
-                l7 = "dtls" if proto == "udp" and not (tls["version"] or "").startswith("TLS") else "tls"
-        if dnsent is not None:
-            logs.append("dns")
-            if l7 == "unknown":
-                l7 = "dns"
-        if http is not None:
-            logs.append("http")
-            if l7 == "unknown":
-                l7 = "http"
-        payload, entropy_seen = self._payload(uid, oh) if uid and self.files else (
-            {"out": not_observable_side(), "in": not_observable_side()}, False)
-        if entropy_seen:
-            logs.append("files")
-        rec = self._template.copy()
-        rec.update(
-            flow_id=self._flow_id(uid, ts, (oh, op, rh, rp, proto)),
-            community_id=cid or "",
-            ts=ts,
-            ts_end=round(ts + duration, 6) if duration else ts,
-            proto=proto,
-            src_ip=oh,
-            src_port=op if ports else 0,
-            dst_ip=rh,
-            dst_port=rp if ports else 0,
-            src_mac=mac,
-            bytes_out=ob or 0,
-            bytes_in=rb or 0,
-            pkts_out=opk or 0,
-            pkts_in=rpk or 0,
-            l7=l7,
-            payload=payload,
-            framing=[],
-            tls=tls,
-        )
-        rec["zeek_uid"] = uid
-        rec["conn_state"] = state
-        rec["history"] = history
-        rec["missed_bytes"] = missed
-        rec["dst_name"] = self.dst_name(oh, rh, ts) if self.names else None
-        rec["http"] = _http_facts(http)
-        rec["zeek_logs"] = logs
-        rec["not_observable"] = ["framing"] if entropy_seen else ["framing", "payload"]
+        if op is None:
+            op = 0
+        if rp is None:
+            rp = 0
+        if not cid:
+            cid = community_id(pnum, oh, rh, op, rp) if pnum else ""
+        if not (pnum == 6 or pnum == 17 or pnum == 132):
+            op = rp = 0  # CONTRACT.md: ports are 0 for protocols without ports
+        key = (service, proto)
+        l7 = self._l7_cache.get(key)
+        if l7 is None:
+            l7 = self._l7_cache[key] = l7_from_service(service, proto)
+            if len(self._l7_cache) > 4096:
+                self._l7_cache.clear()
+        tls = http = None
+        entropy_seen = False
+        if uid and (self.ssl or self.dns or self.http or self.files):
+            logs = ["conn"]
+            s = self.ssl.pop(uid, None)
+            if s is not None:
+                logs.append("ssl")
+                tls = self.tls(s)
+                if l7 == "unknown":
+                    l7 = "dtls" if proto == "udp" and (tls["version"] or "").startswith("DTLS") else "tls"
+            if self.dns.pop(uid, None) is not None:
+                logs.append("dns")
+                if l7 == "unknown":
+                    l7 = "dns"
+            http = self.http.pop(uid, None)
+            if http is not None:
+                logs.append("http")
+                if l7 == "unknown":
+                    l7 = "http"
+            payload, entropy_seen = self._payload(uid, oh)
+            if entropy_seen:
+                logs.append("files")
+        else:
+            logs = ["conn"]
+            payload = {"out": {"n": 0, "entropy": None, "class": "unknown", "observable": False},
+                       "in": {"n": 0, "entropy": None, "class": "unknown", "observable": False}}
+        # flow_id: Zeek's uid itself, so Zeek-aware tools join on it directly.
+        if uid:
+            if uid in self._recent:
+                flow_id = self._repeat_id(uid)
+            else:
+                self._remember(uid)
+                flow_id = uid
+        else:
+            flow_id = self._flow_id(uid, ts, (oh, op, rh, rp, proto))
+        rec = {
+            "schema": SCHEMA,
+            "flow_id": flow_id,
+            "community_id": cid,
+            "ts": ts,
+            "ts_end": round(ts + duration, 6) if duration else ts,
+            "proto": proto,
+            "src_ip": oh,
+            "src_port": op,
+            "dst_ip": rh,
+            "dst_port": rp,
+            "src_mac": mac,
+            "bytes_out": ob or 0,
+            "bytes_in": rb or 0,
+            "pkts_out": opk or 0,
+            "pkts_in": rpk or 0,
+            "l7": l7,
+            "payload": payload,
+            "framing": [],
+            "tls": tls,
+            "device": None,
+            "app": None,
+            "attribution": None,
+            "app_state": "unknown",
+            "zeek_uid": uid,
+            "conn_state": state,
+            "history": history,
+            "missed_bytes": missed,
+            "dst_name": self.dst_name(oh, rh, ts) if self.names else None,
+            "http": _http_facts(http) if http is not None else None,
+            "zeek_logs": logs,
+            "not_observable": ["framing"] if entropy_seen else ["framing", "payload"],
+        }
+        if self._schema_extra:
+            # Contract fields added to netan.schema after this was written keep their defaults.
+            for k, v in self._schema_extra.items():
+                rec.setdefault(k, copy.deepcopy(v))
         self.counts["conn"] += 1
         return rec
+
+    def _repeat_id(self, uid: str) -> str:
+        # The same uid twice only happens in concatenated logs of separate runs
+        # (Zeek's test baselines); keep flow ids unique within the run.
+        n = self._repeats.get(uid, 1) + 1
+        self._repeats[uid] = n
+        return f"{uid}-{n}"
 
     def leftover_flows(self) -> Iterable[dict[str, Any]]:
         """Flows for ssl/dns/http records whose conn.log line was never seen, by (ts, uid)."""

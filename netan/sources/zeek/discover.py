@@ -87,21 +87,14 @@ def open_lines(path: str, gzipped: bool, problems: Problems | None) -> Iterator[
     n = 0
     try:
         with text:
-            while True:
-                try:
-                    line = text.readline()
-                except (OSError, EOFError, zlib.error) as e:
-                    # gzip.BadGzipFile is an OSError; a truncated stream raises EOFError.
-                    if problems is not None:
-                        problems.skip(path, f"line {n + 1}", "gzip_corrupt")
-                    log.debug("%s: gzip stream ends at line %d: %s", path, n + 1, e)
-                    return
-                if not line:
-                    return
+            for line in text:
                 n += 1
                 yield line
-    except (OSError, EOFError, zlib.error) as e:  # raised while closing a broken stream
-        log.debug("%s: %s", path, e)
+    except (OSError, EOFError, zlib.error) as e:
+        # gzip.BadGzipFile is an OSError; a truncated stream raises EOFError.
+        if problems is not None:
+            problems.skip(path, f"line {n + 1}", "gzip_corrupt")
+        log.debug("%s: gzip stream ends at line %d: %s", path, n + 1, e)
 
 
 def _sniff(path: str, problems: Problems) -> LogFile | None:
