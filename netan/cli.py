@@ -102,6 +102,34 @@ def _finish(ctx: click.Context, result) -> None:
 
 
 @main.command()
+@click.argument("pcaps", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--context", "context_paths", multiple=True, type=click.Path(path_type=str),
+              help="Context file or directory; repeatable.")
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False, path_type=str),
+              help="Baseline JSON file to write.")
+@_flow_options
+@click.pass_context
+def baseline(ctx: click.Context, pcaps: tuple[str, ...], context_paths: tuple[str, ...], out_file: str,
+             **flow_kw) -> None:
+    """Learn expected per-app behaviour from captures known to be normal."""
+    import tempfile
+
+    from netan.chains.baseline import learn_baseline
+    from netan.flows import FlowConfig
+    from netan.pipeline import RunOptions, analyze_captures, iter_records
+
+    with tempfile.TemporaryDirectory(prefix="netan-baseline-") as tmp:
+        opts = RunOptions(out_dir=tmp, context=context_paths, flow=FlowConfig(**flow_kw), command="baseline")
+        result = _run(lambda: analyze_captures(list(pcaps), opts))
+        learned = learn_baseline(iter_records(os.path.join(tmp, "flows.jsonl")))
+    learned.save(out_file)
+    if not ctx.obj.get("quiet"):
+        click.echo(f"netan baseline: {len(learned.subjects)} subjects from {result.flows} flows -> {out_file}")
+    if result.unreadable:
+        sys.exit(1)
+
+
+@main.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Output directory (default: ./netan-demo-out).")
 @click.pass_context

@@ -46,6 +46,13 @@ FLOW_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("iats", "list[float]", "first N inter-arrival times in seconds (packet i minus packet i-1)"),
     ("vlan", "list[int]", "802.1Q VLAN ids, outermost first"),
     ("sample", "object", "how much of each direction was sampled, and the holes in it"),
+    ("icmp", "object", "ICMP/ICMPv6 type and code of the flow's first message"),
+    ("dst_name", "str|null", "the responder's host name from passive DNS (or SNI/HTTP Host)"),
+    ("framing_evidence", "list[object]", "each framing finding with its direction and numbers"),
+    ("http", "object|null", "HTTP/1.x request/response facts (never body bytes)"),
+    ("dns", "object|null", "DNS queries and answers"),
+    ("ssh", "object|null", "SSH banners and key exchange algorithms"),
+    ("zeek_uid", "str|null", "Zeek's connection uid when the flow came from Zeek logs"),
 )
 
 

@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from netan.problems import InputError
 from netan.sinks.atomic import write_json
 
 __all__ = ["Baseline", "subject_of", "learn_baseline", "BASELINE_SCHEMA"]
@@ -41,13 +42,19 @@ class Baseline:
 
     @classmethod
     def load(cls, path: str) -> "Baseline":
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
+        """Read a baseline; any problem is an InputError naming the file (exit status 1)."""
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except OSError as e:
+            raise InputError(path, e.strerror or str(e)) from None
+        except ValueError as e:
+            raise InputError(path, f"baseline is not valid JSON ({e})") from None
         if not isinstance(data, dict) or data.get("schema") != BASELINE_SCHEMA:
-            raise ValueError(f"{path}: not a netan baseline (schema {BASELINE_SCHEMA!r} expected)")
+            raise InputError(path, f"not a netan baseline (schema {BASELINE_SCHEMA!r} expected)")
         subjects = data.get("subjects")
-        if not isinstance(subjects, dict):
-            raise ValueError(f"{path}: 'subjects' must be an object")
+        if not isinstance(subjects, dict) or not all(isinstance(v, dict) for v in subjects.values()):
+            raise InputError(path, "'subjects' must be an object of objects")
         return cls(subjects, path)
 
     def save(self, path: str) -> None:
