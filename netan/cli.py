@@ -102,6 +102,46 @@ def _finish(ctx: click.Context, result) -> None:
 
 
 @main.command()
+@click.option("-i", "--interface", "iface", required=True, help="Interface to capture on.")
+@click.option("--bpf", default="", help="Capture filter (BPF syntax).")
+@click.option("--context", "context_paths", multiple=True, type=click.Path(path_type=str),
+              help="Context file or directory, watched for new files; repeatable.")
+@click.option("--baseline", type=click.Path(dir_okay=False, path_type=str), help="Baseline file.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str))
+@click.option("--rotate-seconds", type=click.FloatRange(min=1), default=300.0, show_default=True)
+@click.option("--rotate-mb", type=click.FloatRange(min=0.01), default=64.0, show_default=True)
+@click.option("--rescore-seconds", type=click.FloatRange(min=1), default=60.0, show_default=True)
+@click.option("--context-poll-seconds", type=click.FloatRange(min=0.2), default=10.0, show_default=True)
+@click.option("--gzip", "compress", is_flag=True, help="Compress rotated flow files.")
+@click.option("--exit-on-iface-loss", is_flag=True, help="Exit (status 1) instead of waiting for the interface.")
+@click.option("--duration", type=click.FloatRange(min=0.1), default=None, help="Stop after this many seconds.")
+@click.option("--report", is_flag=True, help="Also write report.html at exit.")
+@_flow_options
+@click.pass_context
+def live(ctx: click.Context, iface: str, bpf: str, context_paths: tuple[str, ...], baseline: str | None,
+         out_dir: str, rotate_seconds: float, rotate_mb: float, rescore_seconds: float,
+         context_poll_seconds: float, compress: bool, exit_on_iface_loss: bool, duration: float | None,
+         report: bool, **flow_kw) -> None:
+    """Gateway sensor: capture on an interface, write flows continuously, re-score chains."""
+    from netan.flows import FlowConfig
+    from netan.live import LiveOptions, run_live
+
+    opts = LiveOptions(iface=iface, out_dir=out_dir, bpf=bpf, context=context_paths, baseline=baseline,
+                       flow=FlowConfig(**flow_kw), rotate_seconds=rotate_seconds,
+                       rotate_bytes=int(rotate_mb * (1 << 20)), rescore_seconds=rescore_seconds,
+                       context_poll_seconds=context_poll_seconds, exit_on_iface_loss=exit_on_iface_loss,
+                       compress=compress, duration=duration)
+    runner = _run(lambda: run_live(opts))
+    if runner.exit_status:
+        click.echo(f"netan: error: {iface}: {getattr(runner, 'fatal', 'capture failed')}", err=True)
+        sys.exit(runner.exit_status)
+    if not ctx.obj.get("quiet"):
+        click.echo(f"netan live: {runner.engine.stats.packets} packets, {runner.flows_written} flows, "
+                   f"{runner.chains} chains, drops: kernel {runner.capture_stats.dropped_by_kernel}, "
+                   f"interface {runner.capture_stats.dropped_by_interface}; outputs in {out_dir}")
+
+
+@main.command()
 @click.argument("pcaps", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--context", "context_paths", multiple=True, type=click.Path(path_type=str),
               help="Context file or directory; repeatable.")

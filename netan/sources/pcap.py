@@ -112,8 +112,10 @@ def open_capture(path: str) -> tuple[BinaryIO, str]:
 class _Stream:
     """Buffered reader that knows its absolute offset and survives truncated gzip."""
 
-    def __init__(self, fh: BinaryIO, path: str, problems: Problems) -> None:
+    def __init__(self, fh: BinaryIO, path: str, problems: Problems, read=None) -> None:
         self.fh, self.path, self.problems = fh, path, problems
+        #: a pipe is read with whatever is available (os.read), a file in large chunks
+        self._read = read or fh.read
         self.buf = b""
         self.pos = 0  # position in buf
         self.base = 0  # absolute offset of buf[0]
@@ -126,7 +128,7 @@ class _Stream:
     def _fill(self, need: int) -> None:
         while len(self.buf) - self.pos < need and not self.eof:
             try:
-                chunk = self.fh.read(max(READ_CHUNK, need))
+                chunk = self._read(max(READ_CHUNK, need))
             except (OSError, EOFError, zlib.error) as e:
                 self.problems.skip(self.path, f"offset {self.offset + len(self.buf) - self.pos}",
                                    f"compressed stream ends early or is corrupt ({type(e).__name__})")
@@ -183,6 +185,22 @@ def read_packets(path: str, problems: Problems, info: CaptureInfo | None = None)
             yield pkt
     finally:
         fh.close()
+
+
+def read_packet_stream(fd: int, name: str, problems: Problems) -> Iterator[RawPacket]:
+    """Packets from a pipe (a capture process writing pcap or pcapng to stdout), as they arrive.
+
+    Each read returns what the pipe holds, so packets are yielded without
+    waiting for a large buffer to fill; the iterator ends when the writer closes.
+    """
+    stream = _Stream(None, name, problems, read=lambda n: os.read(fd, min(n, 1 << 20)))  # type: ignore[arg-type]
+    kind = sniff_format(stream.peek(4))
+    if kind == "pcap":
+        yield from _read_pcap(stream, name, problems)
+    elif kind == "pcapng":
+        yield from _read_pcapng(stream, name, problems)
+    elif stream.peek(1):
+        problems.skip(name, "offset 0", f"capture stream is not pcap or pcapng (magic {stream.peek(4).hex()})")
 
 
 def _read_pcap(s: _Stream, path: str, problems: Problems) -> Iterator[RawPacket]:
