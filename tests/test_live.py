@@ -175,3 +175,37 @@ def test_interface_loss_is_waited_for_or_exits(tmp_path):
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 1 and "probe1" in err and "Traceback" not in err
         assert (out2 / "flows.jsonl").exists() and (out2 / "summary.json").exists()
+
+
+def _many_requests(ctx, host, n):
+    out = []
+    for i in range(n):
+        out.extend(apps.http_request(ctx, host, ip="10.77.2.10", path=f"/r{i}?size={500 + i}"))
+    return out
+
+
+def test_sigterm_under_load_loses_no_completed_flow(tmp_path):
+    _skip_without_lab()
+    from netan.testing.session import Session
+
+    out = tmp_path / "live"
+    with Lab(prefix="netanload") as lab:
+        s = Session(lab)
+        s.add_device("phone", skew=0.0)
+        s.add_server("internet", ["10.77.2.10"], [Service("http", "10.77.2.10", 80)])
+        proc = start_live(lab, out)
+        with s.recording(tmp_path / "ref.pcap"):
+            ctx = s.ctx("phone", "com.example.busy")
+            for _ in range(2):
+                s.spawn("phone", _many_requests, ctx, "10.77.2.10", 150)
+            time.sleep(1.5)
+            stopped_at = time.time()
+            stop_live(proc)
+    done = [t for t in s.truth.flows if t.end < stopped_at - 0.05]
+    assert len(done) > 20, "the load did not get going"
+    got = flows_of(out)
+    missing = [t.five_tuple for t in done if t.five_tuple not in got]
+    assert not missing, f"{len(missing)} completed flows lost, e.g. {missing[:3]}"
+    for t in done:
+        r = got[t.five_tuple]
+        assert (r["bytes_out"], r["bytes_in"]) == (t.bytes_out, t.bytes_in)
