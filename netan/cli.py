@@ -70,8 +70,14 @@ def analyze(ctx: click.Context, pcaps: tuple[str, ...], context_paths: tuple[str
 
     opts = RunOptions(out_dir=out_dir, context=context_paths, baseline=baseline, flow=FlowConfig(**flow_kw),
                       report=report, graph=graph, command="analyze")
-    result = _run(lambda: analyze_captures(list(pcaps), opts))
-    _finish(ctx, result)
+    result = _run(lambda: analyze_captures(list(pcaps), opts, progress=_progress(ctx)))
+    _finish(ctx, result, report=report)
+
+
+def _progress(ctx: click.Context):
+    from netan.progress import Progress
+
+    return Progress.for_terminal(quiet=ctx.obj.get("quiet", False))
 
 
 def _run(job):
@@ -87,8 +93,14 @@ def _run(job):
         sys.exit(1)
 
 
-def _finish(ctx: click.Context, result) -> None:
+def _finish(ctx: click.Context, result, report: bool = False) -> None:
     quiet = ctx.obj.get("quiet", False)
+    if report:
+        from netan.sinks.report import write_report
+
+        path = write_report(result.out_dir)
+        if not quiet:
+            click.echo(f"netan: report: {path}", err=True)
     for err in result.unreadable:
         click.echo(f"netan: error: {err.path}: {err.reason}", err=True)
     if not quiet:
@@ -135,6 +147,10 @@ def live(ctx: click.Context, iface: str, bpf: str, context_paths: tuple[str, ...
     if runner.exit_status:
         click.echo(f"netan: error: {iface}: {getattr(runner, 'fatal', 'capture failed')}", err=True)
         sys.exit(runner.exit_status)
+    if report:
+        from netan.sinks.report import write_report
+
+        write_report(out_dir)
     if not ctx.obj.get("quiet"):
         click.echo(f"netan live: {runner.engine.stats.packets} packets, {runner.flows_written} flows, "
                    f"{runner.chains} chains, drops: kernel {runner.capture_stats.dropped_by_kernel}, "
@@ -170,6 +186,44 @@ def baseline(ctx: click.Context, pcaps: tuple[str, ...], context_paths: tuple[st
 
 
 @main.command()
+@click.argument("out_dir", type=click.Path(exists=True, file_okay=False, path_type=str))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Where to write the report (default: OUT_DIR/report.html).")
+def report(out_dir: str, output: str | None) -> None:
+    """Write the HTML report from an existing output directory."""
+    from netan.sinks.report import write_report
+
+    if not os.path.exists(os.path.join(out_dir, "flows.jsonl")):
+        click.echo(f"netan: error: {out_dir}: no flows.jsonl (not a netan output directory)", err=True)
+        sys.exit(1)
+    click.echo(write_report(out_dir, output))
+
+
+@main.command()
+@click.argument("out_dir", type=click.Path(exists=True, file_okay=False, path_type=str))
+@click.argument("chain_id")
+def explain(out_dir: str, chain_id: str) -> None:
+    """One chain's story in plain words."""
+    import json
+
+    from netan.explain import explain_chain
+    from netan.pipeline import iter_records
+
+    chains_path = os.path.join(out_dir, "chains.jsonl")
+    if not os.path.exists(chains_path):
+        click.echo(f"netan: error: {out_dir}: no chains.jsonl", err=True)
+        sys.exit(1)
+    with open(chains_path, encoding="utf-8") as fh:
+        chain = next((c for c in map(json.loads, filter(str.strip, fh)) if c.get("chain_id") == chain_id), None)
+    if chain is None:
+        click.echo(f"netan: error: no chain {chain_id!r} in {chains_path}", err=True)
+        sys.exit(1)
+    wanted = set(chain.get("flows", []))
+    flows = {r["flow_id"]: r for r in iter_records(os.path.join(out_dir, "flows.jsonl")) if r["flow_id"] in wanted}
+    click.echo(explain_chain(chain, flows))
+
+
+@main.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Output directory (default: ./netan-demo-out).")
 @click.pass_context
@@ -186,8 +240,9 @@ def demo(ctx: click.Context, out_dir: str | None) -> None:
         p.name != "README.md" for p in context_dir.iterdir()) else ()
     out_dir = out_dir or os.path.join(os.getcwd(), "netan-demo-out")
     opts = RunOptions(out_dir=out_dir, context=context, flow=FlowConfig(), command="demo")
-    result = _run(lambda: analyze_captures(captures, opts))
-    _finish(ctx, result)
+    result = _run(lambda: analyze_captures(captures, opts, progress=_progress(ctx)))
+    _finish(ctx, result, report=True)
+    click.echo(f"open the report: {os.path.join(out_dir, 'report.html')}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -105,14 +105,20 @@ def analyze_captures(paths: list[str], opts: RunOptions,
                 spool.write("\n")
                 result.flows += 1
 
+        nbytes = 0
         for n, raw in enumerate(merged_packets(paths, problems, infos, result.unreadable)):
             engine.feed(raw)
             if engine.table.finished:
                 drain()
-            if progress is not None and n % 65536 == 0:
-                progress({"packets": n, "flows": result.flows})
+            if progress is not None:
+                nbytes += len(raw.data)
+                if n % 8192 == 0:
+                    progress({"packets": n, "flows": result.flows, "bytes": nbytes, "files": len(paths),
+                              "file_index": len(infos)})
         engine.finish()
         drain()
+        if progress is not None:
+            progress({"done": True})
     t_flows = time.monotonic()
     sources = {"engine": engine.summary(), "captures": [_capture_info(i) for i in infos],
                "analyzers": analyzers.summary()}
@@ -161,6 +167,8 @@ def finish_run(spool_path: str, opts: RunOptions, stages: _Stages, result: RunRe
             stages.chains.write_graphml(opts.graph)
         timings["chains_s"] = time.monotonic() - t1
     result.chains = len(chains)
+    top_chains = [{k: c.get(k) for k in ("chain_id", "score", "severity", "analytics", "app", "subject",
+                                          "destinations")} for c in chains[:5]]
     timings["total_s"] = time.monotonic() - started
     summary: dict[str, Any] = {
         "schema": SCHEMA,
@@ -169,6 +177,7 @@ def finish_run(spool_path: str, opts: RunOptions, stages: _Stages, result: RunRe
         "inputs": sources.get("captures") or sources.get("inputs") or [],
         "unreadable": [{"file": e.path, "reason": e.reason} for e in result.unreadable],
         "counts": {"flows": result.flows, "chains": result.chains, **sources.get("engine", {})},
+        "top_chains": top_chains,
         "skipped": result.problems.as_dict(),
         "analyzers": {**sources.get("analyzers", {}), "stages_unavailable": stages.unavailable},
         "context": stages.join.summary() if stages.join is not None else {"files": [], "note": "no --context given"},
