@@ -46,7 +46,8 @@ def network_evidence(r: dict[str, Any], baseline: Baseline | None, subject: str,
     where = _where(r)
     if p_out.get("observable") is False:
         out.append(item("payload_not_observable", f"no payload visible for {where}"))
-    if p_out.get("class") == "encrypted" and l7 not in ENCRYPTED_L7 and r.get("bytes_out", 0) >= 16:
+    transport = r.get("proto") in ("tcp", "udp", "sctp")  # ICMP quotes other packets; its bytes say nothing
+    if p_out.get("class") == "encrypted" and l7 not in ENCRYPTED_L7 and r.get("bytes_out", 0) >= 16 and transport:
         ent = p_out.get("entropy")
         ent_txt = f", entropy {ent:.2f} bits/byte over {p_out.get('n', 0)} bytes" if isinstance(ent, (int, float)) else ""
         out.append(item("non_tls_encrypted_egress",

@@ -33,7 +33,11 @@ def _svg(fig) -> str:
     fig.savefig(buf, format="svg", bbox_inches="tight")
     _plt().close(fig)
     text = buf.getvalue()
-    return text[text.index("<svg"):]
+    text = text[text.index("<svg"):]
+    start, end = text.find("<metadata>"), text.find("</metadata>")
+    if start >= 0 and end > start:  # matplotlib's RDF block: a date and namespaces, nothing to show
+        text = text[:start] + text[end + len("</metadata>"):]
+    return text
 
 
 def entropy_histogram(flows: list[dict[str, Any]]) -> str:
