@@ -4,7 +4,7 @@ Every evidence kind has one row: its source (network or context), its weight,
 the analytics it supports, and whether it is *core* for an analytic (an
 analytic only matches when at least one of its core kinds is present: AN1716
 needs encrypted structured egress, AN1731 symmetric-cipher traces, AN1762
-public-key traces). Mitigating kinds have negative weights and count for every
+public-key traces), or when one of its ``CORE_COMBOS`` is complete. Mitigating kinds have negative weights and count for every
 analytic; gaps ("not observable") weigh 0 and are shown, never hidden.
 
 The score (DESIGN.md principle 5, documented in docs/chains.md):
@@ -28,6 +28,8 @@ ALL = frozenset(ANALYTICS)
 
 @dataclass(frozen=True)
 class EvidenceKind:
+    """One row of the tables: what a kind weighs and which analytics it supports."""
+
     name: str
     source: str  # "network" | "context"
     weight: float
@@ -69,24 +71,27 @@ KINDS: dict[str, EvidenceKind] = {k.name: k for k in (
     _k("rsa_blob", "network", 25, (AN1762,), (AN1762,), "an RSA-sized random blob (hybrid envelope)"),
     _k("ec_point", "network", 15, (AN1762,), (AN1762,), "an elliptic-curve public key on the wire"),
     _k("client_certificate", "network", 10, (AN1762,), (), "mutual TLS: the app presents a client certificate"),
+    _k("public_key_upload", "network", 15, (AN1762,), (), "a public key (DER/PEM) sent out in cleartext"),
     # ---- network: staging -------------------------------------------------------------
     _k("upload_after_silence", "network", 10, (AN1716,), (), "a burst of upload after a long silence"),
     _k("accumulating_uploads", "network", 10, (AN1716,), (),
        "upload sizes grow with the time since the previous upload (data was staged)"),
     # ---- context ----------------------------------------------------------------------
-    _k("key_generated_before_egress", "context", 20, ALL, (AN1762,),
+    _k("key_generated_before_egress", "context", 20, ALL, (),
        "the app's uid generated or imported a keystore key before the egress"),
     _k("key_integrity_violation", "context", 15, ALL, (), "keystore reported an integrity violation"),
     _k("same_key_many_egress", "context", 10, (AN1731,), (), "one key alias precedes many egress flows"),
     _k("background_state", "context", 10, ALL, (), "the app was in the background at the egress"),
     _k("no_user_interaction", "context", 10, ALL, (), "no user interaction with the app before the egress"),
     _k("screen_off_or_locked", "context", 10, ALL, (), "screen off or keyguard shown during the egress"),
+    _k("upload_while_screen_off", "context", 15, (AN1716,), (),
+       "a batch uploaded while the screen was off (staging)"),
     _k("foreground_service", "context", 5, ALL, (), "the app ran a foreground service"),
     # ---- mitigating -------------------------------------------------------------------
     _k("baseline_destination", "network", -25, ALL, (), "destination is in the app's baseline"),
     _k("baseline_fingerprint", "network", -10, ALL, (), "TLS fingerprint is in the app's baseline"),
     _k("foreground_with_interaction", "context", -20, ALL, (), "the user was using the app"),
-    _k("standard_tls_matching_name", "network", -15, ALL, (), "standard TLS whose SNI matches the DNS name"),
+    _k("standard_tls_matching_name", "network", -10, ALL, (), "standard TLS whose SNI matches the DNS name"),
     # ---- gaps: weight 0, said out loud --------------------------------------------------
     _k("key_use_not_observable", "context", 0, ALL, (), "Android never logs the use of a key"),
     _k("tls13_certificate_hidden", "network", 0, ALL, (), "TLS 1.3 encrypts the server certificate"),
@@ -94,6 +99,17 @@ KINDS: dict[str, EvidenceKind] = {k.name: k for k in (
     _k("no_context", "context", 0, ALL, (), "no device context covers this traffic"),
     _k("payload_not_observable", "network", 0, ALL, (), "the input carries no payload (e.g. Zeek logs)"),
 )}
+
+#: An analytic also matches when every kind of one of its combinations is present:
+#: the chain of MITRE's analytic, seen through context, when the egress itself is
+#: standard TLS (AN1716: key event -> app out of sight -> upload).
+CORE_COMBOS: dict[str, tuple[frozenset[str], ...]] = {
+    AN1716: (frozenset({"key_generated_before_egress", "background_state", "upload_dominant"}),
+             frozenset({"key_generated_before_egress", "upload_while_screen_off"})),
+    AN1731: (frozenset({"same_key_many_egress", "non_tls_encrypted_egress"}),),
+    AN1762: (frozenset({"client_certificate", "new_destination"}),
+             frozenset({"key_generated_before_egress", "public_key_upload"})),
+}
 
 SEVERITY = ((40, "info"), (55, "low"), (70, "medium"), (85, "high"), (101, "critical"))
 
@@ -113,7 +129,8 @@ def score_chain(evidence: list[dict]) -> tuple[int, list[str], dict[str, int]]:
     for a in ANALYTICS:
         total = sum(e["weight"] for e in evidence if a in KINDS[e["kind"]].analytics)
         per[a] = int(max(0, min(100, round(total))))
-    matched = [a for a in ANALYTICS if any(a in KINDS[k].core_for for k in kinds)]
+    matched = [a for a in ANALYTICS if any(a in KINDS[k].core_for for k in kinds)
+               or any(combo <= kinds for combo in CORE_COMBOS.get(a, ()))]
     matched.sort(key=lambda a: -per[a])
     if matched:
         return per[matched[0]], matched, per

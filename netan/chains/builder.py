@@ -62,7 +62,9 @@ class ChainBuilder:
         key = (r.get("device"), r.get("app"), subject, dest, r.get("dst_port", 0))
         named = bool(r.get("dst_name"))
         ev = network_evidence(r, self.baseline, subject, named)
-        positive = [e for e in ev if e["weight"] > 0]
+        # A flow starts or joins a chain only on network evidence of some weight: a
+        # direct-IP contact alone, or a gap, is context for a chain, not a reason for one.
+        positive = [e for e in ev if e["weight"] >= 10]
         self.by_dest[key].append(_Flow(r["flow_id"], r["ts"], r["ts_end"], r.get("bytes_out", 0),
                                        r.get("bytes_in", 0), r.get("proto", ""), ev,
                                        _slim(r) if positive else None))
@@ -146,7 +148,7 @@ class ChainBuilder:
 def _slim(r: dict[str, Any]) -> dict[str, Any]:
     """What context evidence needs of a record, so memory stays small."""
     return {k: r.get(k) for k in ("flow_id", "ts", "ts_end", "app", "device", "proto", "dst_ip", "dst_port",
-                                  "dst_name", "l7", "bytes_out", "app_state")}
+                                  "dst_name", "l7", "bytes_out", "bytes_in", "app_state")}
 
 
 def _split(flows: list[_Flow]) -> list[list[_Flow]]:

@@ -24,6 +24,7 @@ FRAMING_KINDS = {
 #: how long before an egress a key event still counts: MDM batches arrive late, keys live long.
 KEY_WINDOW_S = 6 * 3600.0
 INTERACTION_WINDOW_S = 600.0
+DNS_PORTS = {53, 853, 5353, 5355}
 
 
 def item(kind: str, detail: str, weight: float | None = None) -> dict[str, Any]:
@@ -47,7 +48,14 @@ def network_evidence(r: dict[str, Any], baseline: Baseline | None, subject: str,
     if p_out.get("observable") is False:
         out.append(item("payload_not_observable", f"no payload visible for {where}"))
     transport = r.get("proto") in ("tcp", "udp", "sctp")  # ICMP quotes other packets; its bytes say nothing
-    if p_out.get("class") == "encrypted" and l7 not in ENCRYPTED_L7 and r.get("bytes_out", 0) >= 16 and transport:
+    uploads = [u for u in ((r.get("http") or {}).get("uploads") or []) if isinstance(u, dict)]
+    enc_bodies = [u for u in uploads if u.get("body_class") == "encrypted"]
+    if enc_bodies:
+        size = sum(int(u.get("size") or 0) for u in enc_bodies)
+        out.append(item("non_tls_encrypted_egress",
+                        f"{len(enc_bodies)} cleartext-HTTP {enc_bodies[0].get('method', 'POST')} bod"
+                        f"{'y' if len(enc_bodies) == 1 else 'ies'} ({size} bytes) of random-looking data to {where}"))
+    elif p_out.get("class") == "encrypted" and l7 not in ENCRYPTED_L7 and r.get("bytes_out", 0) >= 16 and transport:
         ent = p_out.get("entropy")
         ent_txt = f", entropy {ent:.2f} bits/byte over {p_out.get('n', 0)} bytes" if isinstance(ent, (int, float)) else ""
         out.append(item("non_tls_encrypted_egress",
@@ -65,7 +73,7 @@ def network_evidence(r: dict[str, Any], baseline: Baseline | None, subject: str,
     if b_out >= 1024 and b_out >= 4 * max(b_in, 1):
         out.append(item("upload_dominant", f"{b_out} bytes out vs {b_in} in to {where}"))
     if not dns_named and not (r.get("tls") or {}).get("sni") and r.get("proto") in ("tcp", "udp") \
-            and r.get("bytes_out", 0) > 0:
+            and r.get("bytes_out", 0) > 0 and l7 != "dns" and r.get("dst_port") not in DNS_PORTS:
         out.append(item("direct_ip", f"{r['dst_ip']} was contacted without a DNS answer naming it"))
     tls = r.get("tls") or {}
     if l7 == "tls":
@@ -135,4 +143,7 @@ def context_evidence(r: dict[str, Any], timeline: Any) -> tuple[list[dict[str, A
                 out.append(item("no_user_interaction", f"no user interaction with {app} ({since})"))
     if timeline.screen_state(t) == "non_interactive" or timeline.keyguard_state(t) == "shown":
         out.append(item("screen_off_or_locked", "the screen was off or the keyguard shown"))
+        b_out = r.get("bytes_out", 0)
+        if b_out >= 1024 and b_out >= 4 * max(r.get("bytes_in", 0), 1):
+            out.append(item("upload_while_screen_off", f"{b_out} bytes uploaded while the screen was off"))
     return out, keys
