@@ -74,6 +74,27 @@ def analyze(ctx: click.Context, pcaps: tuple[str, ...], context_paths: tuple[str
     _finish(ctx, result, report=report)
 
 
+@main.command()
+@click.argument("logs", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--context", "context_paths", multiple=True, type=click.Path(path_type=str),
+              help="Context file or directory; repeatable.")
+@click.option("--baseline", type=click.Path(dir_okay=False, path_type=str), help="Baseline file from `netan baseline`.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str))
+@click.option("--zeek-json", is_flag=True, help="Write netan_flows.log/netan_chains.log as Zeek JSON, not TSV.")
+@click.option("--report", is_flag=True, help="Also write report.html.")
+@click.option("--graph", type=click.Path(dir_okay=False, path_type=str), help="Write the evidence graph as GraphML.")
+@click.pass_context
+def zeek(ctx: click.Context, logs: tuple[str, ...], context_paths: tuple[str, ...], baseline: str | None,
+         out_dir: str, zeek_json: bool, report: bool, graph: str | None) -> None:
+    """Zeek-log post-processing: conn/ssl/x509/dns/http/files logs (TSV or JSON, plain or .gz)."""
+    from netan.pipeline import RunOptions, analyze_zeek_logs
+
+    opts = RunOptions(out_dir=out_dir, context=context_paths, baseline=baseline, report=report, graph=graph,
+                      command="zeek")
+    result = _run(lambda: analyze_zeek_logs(list(logs), opts, zeek_json=zeek_json))
+    _finish(ctx, result, report=report)
+
+
 def _progress(ctx: click.Context):
     from netan.progress import Progress
 

@@ -13,8 +13,9 @@ def _clean(text: Any) -> str:
 def render_summary(summary: dict[str, Any], out_dir: str) -> str:
     counts = summary.get("counts", {})
     skipped = summary.get("skipped", {})
+    unit = ("records", counts.get("records", 0)) if "records" in counts else ("packets", counts.get("packets", 0))
     lines = [
-        f"netan {summary.get('command', '')}: {counts.get('packets', 0)} packets, "
+        f"netan {summary.get('command', '')}: {unit[1]} {unit[0]}, "
         f"{counts.get('flows', 0)} flows, {counts.get('chains', 0)} chains, {skipped.get('total', 0)} skipped records",
     ]
     ctx = summary.get("context") or {}

@@ -90,6 +90,11 @@ class ChainBuilder:
     def _chain(self, key: tuple, flows: list[_Flow], staging: dict[float, list[dict]]) -> dict[str, Any] | None:
         device, app, subject, dest, port = key
         suspicious = [f for f in flows if f.record is not None]
+        beacon = beacon_score([f.ts for f in flows], [f.bytes_out for f in flows])
+        if not suspicious and beacon is not None and beacon.score >= 0.8:
+            suspicious = flows  # regular contact alone is worth a chain (RITA's premise)
+            for f in flows:
+                f.record = f.record or _slim_flow(f)
         if not suspicious:
             return None
         evidence: dict[str, dict[str, Any]] = {}
@@ -105,7 +110,7 @@ class ChainBuilder:
                 add(e)
             for e in staging.get(f.ts, []):
                 add(e)
-        b = beacon_score([f.ts for f in flows], [f.bytes_out for f in flows])
+        b = beacon
         if b is not None and b.score >= 0.8:
             add(item("beaconing", f"{b.connections} connections to {dest}, every ~{b.median_interval_s:.0f} s, "
                                   f"RITA score {b.score:.2f}"))
@@ -149,6 +154,11 @@ def _slim(r: dict[str, Any]) -> dict[str, Any]:
     """What context evidence needs of a record, so memory stays small."""
     return {k: r.get(k) for k in ("flow_id", "ts", "ts_end", "app", "device", "proto", "dst_ip", "dst_port",
                                   "dst_name", "l7", "bytes_out", "bytes_in", "app_state")}
+
+
+def _slim_flow(f: _Flow) -> dict[str, Any]:
+    return {"flow_id": f.flow_id, "ts": f.ts, "ts_end": f.ts_end, "proto": f.proto, "bytes_out": f.bytes_out,
+            "bytes_in": f.bytes_in}
 
 
 def _split(flows: list[_Flow]) -> list[list[_Flow]]:

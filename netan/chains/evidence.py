@@ -90,7 +90,7 @@ def network_evidence(r: dict[str, Any], baseline: Baseline | None, subject: str,
         if sni and name and sni.lower() == str(name).lower() and r.get("dst_port") in STANDARD_TLS_PORTS:
             out.append(item("standard_tls_matching_name", f"TLS to {sni}, the name DNS gave for {r['dst_ip']}"))
     elif r.get("dst_port") == 443 and r.get("proto") == "tcp" and l7 not in ENCRYPTED_L7 \
-            and r.get("bytes_out", 0) > 0:
+            and r.get("bytes_out", 0) > 0 and (l7 != "unknown" or p_out.get("observable") is not False):
         out.append(item("non_tls_on_443", f"{l7} (not TLS) on port 443 to {where}"))
     if baseline is not None and baseline.knows_subject(subject):
         if baseline.destination_known(subject, r):
