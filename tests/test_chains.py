@@ -128,3 +128,13 @@ def test_graphml_export(tmp_path):
     g = nx.read_graphml(out)
     kinds = {d["kind"] for _, d in g.nodes(data=True)}
     assert {"client", "flow", "destination"} <= kinds
+
+
+def test_docs_evidence_table_is_current():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "gen_chain_docs.py"
+    assert subprocess.run([sys.executable, str(script), "--check"]).returncode == 0, \
+        "docs/chains.md is stale: run python scripts/gen_chain_docs.py"
