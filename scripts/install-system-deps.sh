@@ -2,7 +2,7 @@
 # System packages netan's tests, demo recording and benchmarks need (Debian).
 # Idempotent: installs only what is missing. Needs root (or sudo).
 set -euo pipefail
-pkgs=(tshark tcpdump ent libndpi-bin tcpreplay iproute2 openssl chromium fonts-dejavu-core ethtool)
+pkgs=(tshark tcpdump ent libndpi-bin tcpreplay iproute2 openssl chromium fonts-dejavu-core ethtool dnsmasq-base udhcpc)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -7,7 +7,7 @@ chooses the certificate, ALPN is negotiated), a TLS framed-message service, a
 plain length-prefixed message sink, and a UDP responder. The app functions
 (:func:`resolve`, :func:`http_request`, :func:`https_request`,
 :func:`udp_exchange`, :func:`tls_keepalive`, :func:`exfil_tcp`,
-:func:`hybrid_upload`) run in a device namespace (``Lab.call``/``Lab.spawn``)
+:func:`exfil_http`, :func:`hybrid_upload`) run in a device namespace (``Lab.call``/``Lab.spawn``)
 and return lists of truth records (:mod:`netan.testing.truth`): the exact
 5-tuple, start/end on the capture clock, and the bytes each socket really sent
 and received, both on the wire (transport payload, TLS records included) and
@@ -23,6 +23,7 @@ import base64
 import datetime as dt
 import gzip
 import hashlib
+import inspect
 import ipaddress
 import json
 import logging
@@ -60,6 +61,7 @@ __all__ = [
     "udp_exchange",
     "tls_keepalive",
     "exfil_tcp",
+    "exfil_http",
     "hybrid_upload",
     "collected_data",
     "encrypt_messages",
@@ -70,7 +72,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 IO_TIMEOUT = 10.0  #: seconds any socket operation may block in the lab
-USER_AGENT = "Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Mobile Safari/537.36"
+USER_AGENT = ("Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/124.0 Mobile Safari/537.36")
 
 
 # ---------------------------------------------------------------------------- PKI
@@ -283,9 +286,10 @@ def _read_http_message(t: Transport, limit: int = 64 << 20) -> tuple[bytes, dict
         if not chunk:
             raise ConnectionError("EOF inside HTTP headers")
         buf += chunk
-        if len(buf) > 65536:
+        if len(buf) > 65536 and b"\r\n\r\n" not in buf:
             raise ValueError("HTTP header section too large")
-    head, body = buf.split(b"\r\n\r\n", 1)
+    head, first = buf.split(b"\r\n\r\n", 1)
+    body = bytearray(first)
     lines = head.split(b"\r\n")
     headers = {}
     for line in lines[1:]:
@@ -298,7 +302,7 @@ def _read_http_message(t: Transport, limit: int = 64 << 20) -> tuple[bytes, dict
             if not chunk:
                 raise ConnectionError("EOF inside HTTP body")
             body += chunk
-    return lines[0], headers, body
+    return lines[0], headers, bytes(body)
 
 
 # -------------------------------------------------------------------------- server
@@ -354,7 +358,10 @@ def _http_respond(t: Transport, req_line: bytes, headers: dict[str, str], body: 
     head = (f"HTTP/1.1 200 OK\r\nServer: netan-lab\r\nContent-Type: {ctype}\r\n"
             f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n").encode()
     t.send(head + payload)
-    return {"method": method, "path": path, "request_body": len(body), "response_body": len(payload)}
+    keep = int(opts.get("keep_bytes", 1 << 16))
+    # Request bodies are kept (bounded) so tests can open hybrid envelopes with the server key.
+    return {"method": method, "path": path, "request_body": len(body), "response_body": len(payload),
+            "request_data": body[:keep].hex()}
 
 
 class _Server:
@@ -566,6 +573,8 @@ class AppContext:
     dns_server: str | None = None
     #: True: lookups go through Android's system resolver and are logged as DnsEvents.
     system_resolver: bool = True
+    #: True: look names up as AAAA and connect over IPv6.
+    ipv6: bool = False
 
 
 def as_task(fn: Callable[..., Any], *args: Any, ctl: Any, start_at: float | None = None, **kwargs: Any) -> Any:
@@ -573,6 +582,8 @@ def as_task(fn: Callable[..., Any], *args: Any, ctl: Any, start_at: float | None
     ctl.ready()
     if start_at is not None and ctl.wait(start_at - time.time()):
         return []
+    if "ctl" in inspect.signature(fn).parameters:
+        kwargs["ctl"] = ctl  # long-running apps stop early when the task is stopped
     return fn(*args, **kwargs)
 
 
@@ -619,10 +630,11 @@ def _connect(ip: str, port: int, src_port: int | None) -> tuple[socket.socket, f
     return s, start, time.time()
 
 
-def _target(ctx: AppContext, host: str, ip: str | None, truth: list) -> tuple[str, bool]:
+def _target(ctx: AppContext, host: str, ip: str | None, truth: list,
+            dns_src_port: int | None = None) -> tuple[str, bool]:
     if ip is not None:
         return ip, False
-    addrs, recs = resolve(ctx, host)
+    addrs, recs = resolve(ctx, host, qtype="AAAA" if ctx.ipv6 else "A", src_port=dns_src_port)
     truth.extend(recs)
     if not addrs:
         raise ConnectionError(f"{host} did not resolve")
@@ -660,14 +672,14 @@ def _http_exchange(t: Transport, method: str, host: str, path: str, body: bytes,
 def http_request(ctx: AppContext, host: str, *, ip: str | None = None, port: int = 80, method: str = "GET",
                  path: str = "/", body: bytes = b"", content_type: str = "application/octet-stream",
                  src_port: int | None = None, user_agent: str = USER_AGENT, kind: str = "http",
-                 via_dns: bool | None = None) -> list:
+                 via_dns: bool | None = None, dns_src_port: int | None = None) -> list:
     """One plain HTTP/1.1 request (GET, or POST/PUT with ``body``); truth records.
 
     ``ip`` skips the lookup (a hard-coded address, or one resolved earlier:
     then pass ``via_dns=True``).
     """
     truth: list = []
-    dst, looked_up = _target(ctx, host, ip, truth)
+    dst, looked_up = _target(ctx, host, ip, truth, dns_src_port)
     via_dns = looked_up if via_dns is None else via_dns
     s, start, connected = _connect(dst, port, src_port)
     try:
@@ -686,10 +698,10 @@ def https_request(ctx: AppContext, host: str, *, trust_pem: bytes | None, ip: st
                   method: str = "GET", path: str = "/", body: bytes = b"",
                   content_type: str = "application/octet-stream", alpn: Sequence[str] = ("h2", "http/1.1"),
                   tls_max: str | None = None, verify: bool = True, sni: str | None = "", src_port: int | None = None,
-                  user_agent: str = USER_AGENT, kind: str = "tls") -> list:
+                  user_agent: str = USER_AGENT, kind: str = "tls", dns_src_port: int | None = None) -> list:
     """One HTTP/1.1 request over a real TLS session (SNI, ALPN, certificate check)."""
     truth: list = []
-    dst, via_dns = _target(ctx, host, ip, truth)
+    dst, via_dns = _target(ctx, host, ip, truth, dns_src_port)
     server_name = host if sni == "" else sni
     tctx = _client_tls_context(trust_pem, alpn, tls_max, verify and server_name is not None)
     s, start, connected = _connect(dst, port, src_port)
@@ -740,10 +752,11 @@ def udp_exchange(ctx: AppContext, ip: str, port: int, exchanges: Sequence[tuple[
 
 def tls_keepalive(ctx: AppContext, host: str, *, trust_pem: bytes | None, port: int = 443, ip: str | None = None,
                   pings: int = 5, interval: float = 2.0, ping_size: int = 48, alpn: Sequence[str] = (),
-                  src_port: int | None = None, ctl: Any = None, kind: str = "keepalive") -> list:
+                  src_port: int | None = None, ctl: Any = None, kind: str = "keepalive",
+                  dns_src_port: int | None = None) -> list:
     """A long-lived TLS connection with small framed heartbeats (a messenger's push channel)."""
     truth: list = []
-    dst, via_dns = _target(ctx, host, ip, truth)
+    dst, via_dns = _target(ctx, host, ip, truth, dns_src_port)
     tctx = _client_tls_context(trust_pem, alpn, None, True)
     s, start, connected = _connect(dst, port, src_port)
     rng = random.Random(f"{ctx.package}-{port}")
@@ -839,7 +852,7 @@ def _key_for(mode: str) -> bytes:
 def exfil_tcp(ctx: AppContext, host: str, *, port: int, sizes: Sequence[int], mode: str = "cbc-static-iv",
               ip: str | None = None, interval: float = 1.0, per_connection: bool = True, prefix: int = 4,
               key_alias: str | None = None, src_ports: Sequence[int] | None = None, seed: str = "exfil",
-              ctl: Any = None, kind: str = "exfil") -> list:
+              ctl: Any = None, kind: str = "exfil", dns_src_port: int | None = None) -> list:
     """The covert exfiltration app: make a key, encrypt collected data, send it as
     length-prefixed messages over plain TCP (each acknowledged with 8 bytes).
 
@@ -853,7 +866,7 @@ def exfil_tcp(ctx: AppContext, host: str, *, port: int, sizes: Sequence[int], mo
         truth.append(AppEventTruth(ctx.device, ctx.package, "key_generated", time.time(),
                                    {"alias": key_alias, "algorithm": "RC4" if mode == "rc4" else "AES",
                                     "mode": mode}))
-    dst, via_dns = _target(ctx, host, ip, truth)
+    dst, via_dns = _target(ctx, host, ip, truth, dns_src_port)
     plaintexts = [collected_data(n, f"{seed}-{i}") for i, n in enumerate(sizes)]
     messages = encrypt_messages(mode, key, plaintexts)
     groups = [[m] for m in messages] if per_connection else [messages]
@@ -884,10 +897,50 @@ def exfil_tcp(ctx: AppContext, host: str, *, port: int, sizes: Sequence[int], mo
     return truth
 
 
+def exfil_http(ctx: AppContext, host: str, *, sizes: Sequence[int], mode: str = "cbc-static-iv",
+               encoding: str = "json_b64", port: int = 80, ip: str | None = None, path: str = "/api/v2/events",
+               interval: float = 1.0, key_alias: str | None = None, seed: str = "exfil-http", ctl: Any = None,
+               kind: str = "exfil_http", dns_src_port: int | None = None) -> list:
+    """Symmetric ciphertext POSTed over plain HTTP, one request per batch, one key for all.
+
+    ``encoding``: ``raw`` (octet-stream), ``json_b64`` (``{"v":1,"data":"<base64>"}``,
+    the "base64 ciphertext in JSON" case), or ``hex`` (text/plain hex).
+    """
+    truth: list = []
+    key = _key_for(mode)
+    if key_alias:
+        truth.append(AppEventTruth(ctx.device, ctx.package, "key_generated", time.time(),
+                                   {"alias": key_alias, "algorithm": "RC4" if mode == "rc4" else "AES",
+                                    "mode": mode}))
+    dst, via_dns = _target(ctx, host, ip, truth, dns_src_port)
+    plaintexts = [collected_data(n, f"{seed}-{i}") for i, n in enumerate(sizes)]
+    for i, ct in enumerate(encrypt_messages(mode, key, plaintexts)):
+        if i and (ctl.wait(interval) if ctl is not None else time.sleep(interval)):
+            break
+        if encoding == "json_b64":
+            body = json.dumps({"v": 1, "data": base64.b64encode(ct).decode()}).encode()
+            ctype = "application/json"
+        elif encoding == "hex":
+            body, ctype = ct.hex().encode(), "text/plain"
+        elif encoding == "raw":
+            body, ctype = ct, "application/octet-stream"
+        else:
+            raise ValueError(f"unknown encoding {encoding!r}")
+        recs = http_request(ctx, host, ip=dst, port=port, method="POST", path=path, body=body, content_type=ctype,
+                            kind=kind, via_dns=via_dns)
+        for r in recs:
+            if isinstance(r, FlowTruth):
+                r.details.update({"mode": mode, "encoding": encoding, "ciphertext": len(ct),
+                                  "plaintext": len(plaintexts[i]), "key_alias": key_alias, "key_hex": key.hex()})
+        truth.extend(recs)
+    return truth
+
+
 def hybrid_upload(ctx: AppContext, host: str, *, server_public_pem: bytes, sizes: Sequence[int], port: int = 80,
                   ip: str | None = None, path: str = "/v1/sync", encoding: str = "raw", interval: float = 1.0,
                   register_device_key: bool = True, key_alias: str | None = "device_identity_rsa",
-                  seed: str = "hybrid", ctl: Any = None, kind: str = "hybrid_http") -> list:
+                  seed: str = "hybrid", ctl: Any = None, kind: str = "hybrid_http",
+                  dns_src_port: int | None = None) -> list:
     """RSA-OAEP hybrid envelopes over plain HTTP POSTs (AN1762).
 
     Each upload: a fresh AES-256-GCM key wrapped with the server's RSA key
@@ -898,7 +951,7 @@ def hybrid_upload(ctx: AppContext, host: str, *, server_public_pem: bytes, sizes
     """
     truth: list = []
     server_pub = serialization.load_pem_public_key(server_public_pem)
-    dst, via_dns = _target(ctx, host, ip, truth)
+    dst, via_dns = _target(ctx, host, ip, truth, dns_src_port)
     if register_device_key:
         dev_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         if key_alias:
@@ -914,8 +967,8 @@ def hybrid_upload(ctx: AppContext, host: str, *, server_public_pem: bytes, sizes
         data = collected_data(n, f"{seed}-{i}")
         session_key = AESGCM.generate_key(bit_length=256)
         nonce = os.urandom(12)
-        wrapped = server_pub.encrypt(session_key, asym_padding.OAEP(mgf=asym_padding.MGF1(hashes.SHA256()),  # type: ignore[union-attr]
-                                                                    algorithm=hashes.SHA256(), label=None))
+        oaep = asym_padding.OAEP(mgf=asym_padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+        wrapped = server_pub.encrypt(session_key, oaep)  # type: ignore[union-attr]
         ct = AESGCM(session_key).encrypt(nonce, data, None)
         if encoding == "json_b64":
             body = json.dumps({"k": base64.b64encode(wrapped).decode(), "n": base64.b64encode(nonce).decode(),

@@ -88,7 +88,12 @@ class LabTaskError(LabError):
 
 
 def unavailable_reason() -> str | None:
-    """Why a lab cannot run here, or None when it can."""
+    """Why a lab cannot run here, or None when it can.
+
+    Beyond the cheap checks it really creates and deletes one namespace (once
+    per process), so a root user without CAP_SYS_ADMIN, a read-only /run or a
+    seccomp filter is reported here instead of failing a test half-way.
+    """
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         return "network-namespace lab needs root (ip netns add)"
     if shutil.which("ip") is None:
@@ -99,7 +104,22 @@ def unavailable_reason() -> str | None:
         ctypes.CDLL(None, use_errno=True).setns  # noqa: B018 - probe the symbol
     except (OSError, AttributeError):
         return "libc without setns(2)"
-    return None
+    return _probe_netns()
+
+
+_PROBE: list[str | None] = []
+
+
+def _probe_netns() -> str | None:
+    if not _PROBE:
+        name = f"netanprobe-{os.getpid()}-{secrets.token_hex(3)}-p"
+        proc = _run(["ip", "netns", "add", name], check=False)
+        if proc.returncode != 0:
+            _PROBE.append(f"cannot create a network namespace: {proc.stderr.strip() or proc.returncode}")
+        else:
+            _run(["ip", "netns", "del", name], check=False)
+            _PROBE.append(None)
+    return _PROBE[0]
 
 
 def lab_or_skip(**kwargs: Any) -> Lab:
@@ -380,11 +400,13 @@ class Capture:
     counters), and fails loudly if the kernel dropped anything.
     """
 
-    def __init__(self, host: Host, path: Path, iface: str, *, snaplen: int = 262144, bpf: str | None = None) -> None:
+    def __init__(self, host: Host, path: Path, iface: str, *, snaplen: int = 65535, buffer_kib: int = 32768,
+                 bpf: str | None = None) -> None:
         self.host = host
         self.path = Path(path)
         self.iface = iface
         self.snaplen = snaplen
+        self.buffer_kib = buffer_kib
         self.bpf = bpf
         self.proc: subprocess.Popen[bytes] | None = None
         self.stats: CaptureStats | None = None
@@ -395,9 +417,12 @@ class Capture:
             raise LabUnavailable("tcpdump not installed")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         argv = ["ip", "netns", "exec", self.host.netns, "tcpdump", "-i", self.iface, "-w", str(self.path),
-                # -U: write each packet as it arrives; --immediate-mode: no ring-buffer
-                # batching, so nothing is left in the kernel when we stop.
-                "-U", "--immediate-mode", "-n", "-s", str(self.snaplen), "-Z", "root"]
+                # -U: write each packet as it arrives; --immediate-mode: no TPACKET_V3
+                # block batching (a block can sit in the kernel for the 1 s timeout and be
+                # lost when we stop). libpcap then uses a ring of snaplen-sized slots, so
+                # the ring (-B, KiB) must be large against the snaplen or bursts drop.
+                "-U", "--immediate-mode", "-n", "-s", str(self.snaplen), "-B", str(self.buffer_kib),
+                "-Z", "root"]
         if self.bpf:
             argv.append(self.bpf)
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -414,7 +439,8 @@ class Capture:
             chunk = os.read(fd, 4096)
             if not chunk:
                 self.proc.wait()
-                raise LabError(f"tcpdump exited ({self.proc.returncode}): {self._stderr.decode(errors='replace').strip()}")
+                err = self._stderr.decode(errors="replace").strip()
+                raise LabError(f"tcpdump exited ({self.proc.returncode}): {err}")
             self._stderr += chunk
         log.debug("capturing on %s:%s into %s", self.host.netns, self.iface, self.path)
         return self
@@ -456,8 +482,12 @@ class Capture:
                                   count("dropped by kernel"), self.path.stat().st_size if self.path.exists() else 0)
         if self.stats.captured < 0:
             raise LabError(f"tcpdump did not report its counters: {text.strip()}")
+        if self.stats.received - self.stats.dropped > self.stats.captured:
+            log.warning("tcpdump received %d packets but wrote %d", self.stats.received - self.stats.dropped,
+                        self.stats.captured)
         if require_no_drops and self.stats.dropped > 0:
-            raise LabError(f"tcpdump dropped {self.stats.dropped} packets: the capture is incomplete")
+            raise LabError(f"tcpdump dropped {self.stats.dropped} packets: the capture is incomplete"
+                           f" ({text.strip()!r})")
         log.info("capture %s: %d packets, %d bytes", self.path, self.stats.captured, self.stats.file_bytes)
         return self.stats
 
@@ -494,17 +524,20 @@ class Lab:
     ``lan``/``wan`` are the device and server subnets (they exist only inside
     the lab's namespaces, so parallel labs may reuse them). ``ipv6=False``
     disables IPv6 in every namespace so the capture carries no router
-    solicitations or MLD reports that the recorded truth does not mention.
+    solicitations or MLD reports that the recorded truth does not mention;
+    ``multicast=False`` likewise silences the IGMP reports interfaces send when
+    they come up. The capture then holds only ARP besides the apps' traffic.
     """
 
     def __init__(self, *, prefix: str = "netan", lan: str = "10.77.1.0/24", wan: str = "10.77.2.0/24",
                  ipv6: bool = False, lan6: str = "fd00:77:1::/64", wan6: str = "fd00:77:2::/64",
-                 disable_offloads: bool = True) -> None:
+                 disable_offloads: bool = True, multicast: bool = False) -> None:
         if not re.fullmatch(r"[a-z0-9]{1,12}", prefix):
             raise ValueError("prefix must be 1-12 lowercase letters/digits")
         self.prefix = prefix
         self.token = secrets.token_hex(3)
         self.ipv6 = ipv6
+        self.multicast = multicast
         self.disable_offloads = disable_offloads and shutil.which("ethtool") is not None
         if disable_offloads and not self.disable_offloads:
             log.warning("ethtool not found: veth offloads stay on (captures may hold GSO super-frames)")
@@ -518,6 +551,11 @@ class Lab:
         self._captures: list[Capture] = []
         self._port_index = 0
         self._closed = False
+        self._tmpdir: Path | None = None
+        self._dhcp: subprocess.Popen[Any] | None = None
+        self._dhcp_hosts: Path | None = None
+        self.dhcp_lease_file: Path | None = None
+        self._dhcp_reserved: dict[str, tuple[str, str | None]] = {}  # mac -> (ip, hostname)
 
     # ---- lifecycle -------------------------------------------------------------
     def __enter__(self) -> Lab:
@@ -536,6 +574,11 @@ class Lab:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def namespaces(self) -> list[str]:
+        """The kernel namespaces this lab created (and will delete)."""
+        return list(self._namespaces)
+
     def ns_name(self, role: str) -> str:
         return f"{self.prefix}-{os.getpid()}-{self.token}-{role}"
 
@@ -546,6 +589,11 @@ class Lab:
         _run(["ip", "-n", name, "link", "set", "lo", "up"])
         if not self.ipv6:
             self.sysctl(name, {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"})
+        else:
+            # No duplicate address detection (link-local addresses would stay tentative
+            # for ~1 s and stall the first neighbour discovery) and no router solicitations.
+            self.sysctl(name, {f"net.ipv6.conf.{c}.{k}": "0" for c in ("all", "default")
+                               for k in ("accept_dad", "dad_transmits", "router_solicitations")})
         return name
 
     def sysctl(self, ns: str, values: dict[str, str]) -> None:
@@ -563,12 +611,18 @@ class Lab:
         for br, addr4, net4, net6 in (("br0", gw4_lan, self.net.lan4, self.net.lan6),
                                       ("br1", gw4_wan, self.net.wan4, self.net.wan6)):
             mac = "02:77:00:00:00:01" if br == "br0" else "02:77:00:00:00:02"
-            # No STP and no forwarding delay: ports forward as soon as they are up.
-            _run(["ip", "-n", ns, "link", "add", br, "type", "bridge", "stp_state", "0", "forward_delay", "0"])
+            # No STP and no forwarding delay: ports forward as soon as they are up. Without
+            # multicast snooping the bridge does not join 224.0.0.106 (RFC 4286 all-snoopers)
+            # and so sends no IGMP reports into the capture.
+            _run(["ip", "-n", ns, "link", "add", br, "type", "bridge", "stp_state", "0", "forward_delay", "0",
+                  *([] if self.multicast else ["mcast_snooping", "0"])])
             _run(["ip", "-n", ns, "link", "set", br, "address", mac])
             _run(["ip", "-n", ns, "addr", "add", f"{addr4}/{net4.prefixlen}", "dev", br])
             if self.ipv6:
-                _run(["ip", "-n", ns, "addr", "add", f"{net6.network_address + 1}/{net6.prefixlen}", "dev", br, "nodad"])
+                gw6 = f"{net6.network_address + 1}/{net6.prefixlen}"
+                _run(["ip", "-n", ns, "addr", "add", gw6, "dev", br, "nodad"])
+            if not self.multicast:
+                _run(["ip", "-n", ns, "link", "set", br, "multicast", "off"])
             _run(["ip", "-n", ns, "link", "set", br, "up"])
         values = {"net.ipv4.ip_forward": "1"}
         if self.ipv6:
@@ -601,6 +655,8 @@ class Lab:
             _run(["ip", "netns", "del", ns], check=False)
             shutil.rmtree(Path("/etc/netns") / ns, ignore_errors=True)
         self._namespaces.clear()
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
 
     # ---- hosts -----------------------------------------------------------------
     def _check_name(self, name: str) -> None:
@@ -611,7 +667,7 @@ class Lab:
 
     def _attach(self, role: str, name: str, bridge: str, ifname: str, mac: str,
                 addrs4: Sequence[str], net4: ipaddress.IPv4Network, addr6: str | None,
-                net6: ipaddress.IPv6Network, gw4: str, gw6: str) -> Host:
+                net6: ipaddress.IPv6Network, gw4: str, gw6: str, *, dhcp: bool = False) -> Host:
         assert self.gateway is not None
         self._port_index += 1
         short = f"{role[0]}{self._port_index}"
@@ -623,15 +679,19 @@ class Lab:
               "netns", ns])
         _run(["ip", "-n", ns, "link", "set", ifname, "address", mac])
         _run(["ip", "-n", self.gateway.netns, "link", "set", gw_if, "master", bridge])
-        for a in addrs4:
+        for a in ([] if dhcp else addrs4):
             _run(["ip", "-n", ns, "addr", "add", f"{a}/{net4.prefixlen}", "dev", ifname])
         if addr6:
             _run(["ip", "-n", ns, "addr", "add", f"{addr6}/{net6.prefixlen}", "dev", ifname, "nodad"])
         self._offloads_off(ns, ifname)
         self._offloads_off(self.gateway.netns, gw_if)
+        if not self.multicast:
+            _run(["ip", "-n", ns, "link", "set", ifname, "multicast", "off"])
+            _run(["ip", "-n", self.gateway.netns, "link", "set", gw_if, "multicast", "off"])
         _run(["ip", "-n", self.gateway.netns, "link", "set", gw_if, "up"])
         _run(["ip", "-n", ns, "link", "set", ifname, "up"])
-        _run(["ip", "-n", ns, "route", "add", "default", "via", gw4])
+        if not dhcp:
+            _run(["ip", "-n", ns, "route", "add", "default", "via", gw4])
         if addr6:
             _run(["ip", "-n", ns, "-6", "route", "add", "default", "via", gw6])
         host = Host(name, role, ns, ifname, mac, addrs4[0], addr6, tuple(addrs4) + ((addr6,) if addr6 else ()))
@@ -639,8 +699,14 @@ class Lab:
         return host
 
     def add_device(self, name: str, *, mac: str | None = None, ipv4: str | None = None,
-                   ipv6: str | None = None, ifname: str = "wlan0") -> Host:
-        """A device namespace on the LAN bridge (its own MAC and address)."""
+                   ipv6: str | None = None, ifname: str = "wlan0", dhcp: bool = False,
+                   dhcp_hostname: str | None = None) -> Host:
+        """A device namespace on the LAN bridge (its own MAC and address).
+
+        ``dhcp=True``: the interface comes up without an address; ``ipv4`` is
+        reserved for its MAC at the lab's dnsmasq and :meth:`dhcp_client`
+        obtains it with a real DHCP exchange (which the capture then holds).
+        """
         self._check_name(name)
         n = sum(1 for h in self.hosts.values() if h.role == "device")
         ipv4 = ipv4 or str(self.net.lan4.network_address + 10 + n)
@@ -648,9 +714,16 @@ class Lab:
             raise ValueError(f"{ipv4} is outside the LAN {self.net.lan4}")
         if self.ipv6 and ipv6 is None:
             ipv6 = str(self.net.lan6.network_address + 0x10 + n)
-        return self._attach("device", name, "br0", ifname, (mac or _mac_for(name)).lower(), [ipv4], self.net.lan4,
+        mac = (mac or _mac_for(name)).lower()
+        host = self._attach("device", name, "br0", ifname, mac, [ipv4], self.net.lan4,
                             ipv6 if self.ipv6 else None, self.net.lan6, str(self.net.lan4.network_address + 1),
-                            str(self.net.lan6.network_address + 1))
+                            str(self.net.lan6.network_address + 1), dhcp=dhcp)
+        if dhcp:
+            self._dhcp_reserved[mac] = (ipv4, dhcp_hostname)
+            if self._dhcp is not None:
+                self._write_dhcp_hosts()
+                self._dhcp.send_signal(signal.SIGHUP)  # dnsmasq re-reads --dhcp-hostsfile on SIGHUP
+        return host
 
     def add_server(self, name: str = "server", addresses: Sequence[str] = (), *, mac: str | None = None,
                    ipv6: str | None = None, ifname: str = "eth0") -> Host:
@@ -676,6 +749,91 @@ class Lab:
         d = Path("/etc/netns") / h.netns
         d.mkdir(parents=True, exist_ok=True)
         (d / "resolv.conf").write_text(f"nameserver {nameserver}\n")
+
+    # ---- DHCP (real dnsmasq and udhcpc) ------------------------------------------
+    def _tmp(self) -> Path:
+        if self._tmpdir is None:
+            import tempfile
+
+            self._tmpdir = Path(tempfile.mkdtemp(prefix=f"{self.prefix}-lab-"))
+        return self._tmpdir
+
+    def _write_dhcp_hosts(self) -> None:
+        assert self._dhcp_hosts is not None
+        lines = [",".join([mac, ip, *([hn] if hn else [])]) for mac, (ip, hn) in self._dhcp_reserved.items()]
+        self._dhcp_hosts.write_text("\n".join(lines) + "\n")
+
+    def dhcp_server(self, lease_file: str | Path | None = None, *, lease_time: int = 3600,
+                    timeout: float = 10.0) -> Path:
+        """Run dnsmasq (DHCP only, static reservations) on the gateway's LAN bridge; its lease file path.
+
+        The lease file is written by dnsmasq itself, so it is a real one.
+        """
+        if self._dhcp is not None:
+            assert self.dhcp_lease_file is not None
+            return self.dhcp_lease_file
+        if shutil.which("dnsmasq") is None:
+            raise LabUnavailable("dnsmasq not installed (Debian: dnsmasq-base)")
+        assert self.gateway is not None
+        tmp = self._tmp()
+        self.dhcp_lease_file = Path(lease_file) if lease_file else tmp / "dnsmasq.leases"
+        self.dhcp_lease_file.touch()
+        self._dhcp_hosts = tmp / "dhcp-hosts"
+        self._write_dhcp_hosts()
+        log_path = tmp / "dnsmasq.log"
+        net = self.net.lan4
+        argv = ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--port=0", "--interface=br0",
+                "--bind-interfaces", f"--dhcp-range={net.network_address},static,{net.netmask},{lease_time}",
+                f"--dhcp-hostsfile={self._dhcp_hosts}", f"--dhcp-leasefile={self.dhcp_lease_file}",
+                "--dhcp-authoritative",
+                # no ICMP echo probe of the address before offering it: it would sit in the capture
+                "--no-ping", f"--pid-file={tmp / 'dnsmasq.pid'}", "--user=root", "--group=root",
+                "--log-facility=-", "--log-dhcp"]
+        with open(log_path, "wb") as log_fh:
+            self._dhcp = self.popen(self.gateway, argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=log_fh)
+        deadline = time.monotonic() + timeout
+        while "DHCP, " not in log_path.read_text(errors="replace"):
+            if self._dhcp.poll() is not None or time.monotonic() > deadline:
+                raise LabError(f"dnsmasq did not start: {log_path.read_text(errors='replace').strip()}")
+            time.sleep(0.02)
+        return self.dhcp_lease_file
+
+    def dhcp_client(self, host: str | Host, *, vendor_class: str | None = "android-dhcp-14",
+                    timeout: float = 15.0) -> float:
+        """Obtain the device's address with udhcpc (DISCOVER/OFFER/REQUEST/ACK); epoch time of the ACK.
+
+        Sends the reserved host name (option 12) when one was given, and
+        Android's vendor class (option 60). Configures address and default route.
+        """
+        h = self.host(host)
+        if shutil.which("udhcpc") is None:
+            raise LabUnavailable("udhcpc not installed (Debian: udhcpc)")
+        if self._dhcp is None:
+            self.dhcp_server()
+        script = self._tmp() / "udhcpc.script"
+        if not script.exists():
+            # udhcpc calls this with "bound": configure what the server handed out.
+            script.write_text('#!/bin/sh\ncase "$1" in bound|renew)\n'
+                              '  ip addr replace "$ip/${mask:-24}" dev "$interface"\n'
+                              '  [ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface"\n'
+                              '  date +%s.%N > "$UDHCPC_STAMP";;\nesac\nexit 0\n')
+            script.chmod(0o755)
+        stamp = self._tmp() / f"stamp-{h.netns}"
+        _ip, hostname = self._dhcp_reserved.get(h.mac, (h.ipv4, None))
+        argv = ["env", f"UDHCPC_STAMP={stamp}", "udhcpc", "-i", h.ifname, "-f", "-q", "-n", "-t", "5", "-T", "1",
+                "-s", str(script)]
+        if hostname:
+            argv += ["-x", f"hostname:{hostname}"]
+        if vendor_class:
+            argv += ["-V", vendor_class]
+        self.run(h, argv, timeout=timeout)
+        if not stamp.exists():
+            raise LabError(f"udhcpc on {h.name} got no lease")
+        got = self.run(h, ["ip", "-4", "-o", "addr", "show", "dev", h.ifname]).stdout
+        if f" {h.ipv4}/" not in got:
+            raise LabError(f"{h.name} did not get its reserved address {h.ipv4}: {got.strip()}")
+        return float(stamp.read_text().strip())
 
     # ---- running things --------------------------------------------------------
     def run(self, host: str | Host, argv: Sequence[str], *, check: bool = True,
@@ -740,10 +898,10 @@ class Lab:
         return task
 
     def capture(self, path: str | Path, *, iface: str = "br0", host: str | Host | None = None,
-                snaplen: int = 262144, bpf: str | None = None) -> Capture:
+                snaplen: int = 65535, buffer_kib: int = 32768, bpf: str | None = None) -> Capture:
         """A tcpdump capture (not yet started; use ``with`` or ``.start()``), on the gateway's LAN bridge by default."""
         h = self.host(host) if host is not None else self.gateway
         assert h is not None
-        cap = Capture(h, Path(path), iface, snaplen=snaplen, bpf=bpf)
+        cap = Capture(h, Path(path), iface, snaplen=snaplen, buffer_kib=buffer_kib, bpf=bpf)
         self._captures.append(cap)
         return cap

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FlowTruth", "DnsTruth", "AppEventTruth", "DeviceTruth", "SessionTruth", "APP_EVENT_KINDS"]
+__all__ = ["FlowTruth", "DnsTruth", "DhcpTruth", "AppEventTruth", "DeviceTruth", "SessionTruth", "APP_EVENT_KINDS"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,18 @@ class DnsTruth:
     server: str = ""
 
 
+@dataclass(frozen=True)
+class DhcpTruth:
+    """A DHCP lease a device obtained (real DISCOVER/OFFER/REQUEST/ACK with the lab's dnsmasq)."""
+
+    device: str
+    mac: str
+    ip: str
+    time: float  #: when the ACK arrived (capture clock)
+    lease_time: int
+    hostname: str | None = None  #: option 12 the client sent
+
+
 #: AppEventTruth.kind values and what the context writer renders them as.
 APP_EVENT_KINDS = {
     "process_start": "AMAPI APP_PROCESS_START",
@@ -118,6 +130,7 @@ class SessionTruth:
     flows: list[FlowTruth] = field(default_factory=list)
     dns: list[DnsTruth] = field(default_factory=list)
     events: list[AppEventTruth] = field(default_factory=list)
+    dhcp: list[DhcpTruth] = field(default_factory=list)
     uids: dict[str, dict[str, int]] = field(default_factory=dict)  #: device -> package -> uid
     start: float = 0.0
     end: float = 0.0
@@ -134,6 +147,8 @@ class SessionTruth:
                 self.dns.append(item)
             elif isinstance(item, AppEventTruth):
                 self.events.append(item)
+            elif isinstance(item, DhcpTruth):
+                self.dhcp.append(item)
             elif item is None:
                 continue
             else:
@@ -143,6 +158,7 @@ class SessionTruth:
         self.flows.sort(key=lambda f: (f.start, f.src_port))
         self.dns.sort(key=lambda d: d.time)
         self.events.sort(key=lambda e: e.time)
+        self.dhcp.sort(key=lambda d: d.time)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,6 +171,7 @@ class SessionTruth:
             "flows": [asdict(f) for f in self.flows],
             "dns": [asdict(d) for d in self.dns],
             "events": [asdict(e) for e in self.events],
+            "dhcp": [asdict(x) for x in self.dhcp],
         }
 
     def write_json(self, path: str | Path) -> None:
@@ -167,6 +184,7 @@ class SessionTruth:
             flows=[FlowTruth(**f) for f in d.get("flows", [])],
             dns=[DnsTruth(**{**x, "addresses": tuple(x["addresses"])}) for x in d.get("dns", [])],
             events=[AppEventTruth(**e) for e in d.get("events", [])],
+            dhcp=[DhcpTruth(**x) for x in d.get("dhcp", [])],
             uids={k: dict(v) for k, v in d.get("uids", {}).items()},
             start=d.get("start", 0.0),
             end=d.get("end", 0.0),
