@@ -9,6 +9,7 @@ laid end to end. Not for production: no IP fragment reassembly, no tunnels.
 """
 from __future__ import annotations
 
+import gzip
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,9 +63,10 @@ def _ip_of(buf: bytes, linktype: int):
 
 def read_packets(path: str | Path):
     """Yield (ts, ip_packet) for every IPv4/IPv6 packet in a pcap or pcapng file."""
-    with open(path, "rb") as fh:
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as fh:
         magic = fh.read(4)
-        fh.seek(0)
+        fh.seek(0)  # gzip files seek by re-reading: fine for test captures
         reader = dpkt.pcapng.Reader(fh) if magic == b"\x0a\x0d\x0d\x0a" else dpkt.pcap.Reader(fh)
         linktype = reader.datalink()
         for ts, buf in reader:
@@ -94,7 +96,7 @@ def flow_samples(path: str | Path, cap: int = DEFAULT_CAP) -> list[FlowSample]:
             proto = "udp"
         else:
             continue
-        if isinstance(ip, dpkt.ip.IP) and (ip.off & (dpkt.ip.IP_MF | dpkt.ip.IP_OFFMASK)):
+        if isinstance(ip, dpkt.ip.IP) and (ip.mf or ip.offset):
             continue  # fragments are out of scope for this helper
         s, d = _addr(ip)
         a, b = (s, l4.sport), (d, l4.dport)

@@ -16,6 +16,8 @@ from typing import Any
 
 from netan.analyzers import fingerprints as fp
 from netan.analyzers.tls import (
+    ALERT_NAMES,
+    GROUP_NAMES,
     HandshakeType,
     alpn_text,
     cipher_name,
@@ -146,15 +148,26 @@ def _find_client_hello_datagram(dgrams: list[bytes]) -> int | None:
     return None
 
 
-def _handshake_of(dgrams: list[bytes], anomalies: list[str]) -> list[tuple[int, int, bytes, bool]]:
-    frags = []
+def _side(dgrams: list[bytes], anomalies: list[str]) -> tuple[list[tuple[int, int, bytes, bool]], bool, list[tuple[int, int]]]:
+    """(handshake messages, switched to protected records?, plaintext alerts) of one side."""
+    frags: list[bytes] = []
+    protected = False
+    alerts: list[tuple[int, int]] = []
     for d in dgrams:
         if not d or not 20 <= d[0] <= 63:
             continue  # RFC 7983 §7: not DTLS (STUN, SRTP, ... share the port)
         for ctype, _v, epoch, frag in dtls_records(d, anomalies):
             if ctype == 22 and epoch == 0:
                 frags.append(frag)
-    return reassemble_handshake(frags, anomalies)
+            elif ctype == 21 and epoch == 0 and len(frag) == 2 and len(alerts) < 16:
+                alerts.append((frag[0], frag[1]))
+            if ctype == 20 or epoch != 0:  # ChangeCipherSpec, or epoch >= 1 / DTLS 1.3 unified
+                protected = True
+    return reassemble_handshake(frags, anomalies), protected, alerts
+
+
+def _handshake_of(dgrams: list[bytes], anomalies: list[str]) -> list[tuple[int, int, bytes, bool]]:
+    return _side(dgrams, anomalies)[0]
 
 
 def analyze(sample: FlowSample) -> dict[str, Any] | None:
@@ -178,7 +191,9 @@ def analyze(sample: FlowSample) -> dict[str, Any] | None:
         "ja4": None, "ja3": None, "ja3s": None, "cert": None,
     }
     ch = None
-    for _seq, mtype, body, complete in _handshake_of(client[start:], anomalies):
+    client_msgs, client_protected, client_alerts = _side(client[start:], anomalies)
+    server_msgs, server_protected, server_alerts = _side(server, anomalies)
+    for _seq, mtype, body, complete in client_msgs:
         if mtype == HandshakeType.CLIENT_HELLO:
             ch = parse_client_hello(body, dtls=True, complete=complete)
             break
@@ -187,8 +202,11 @@ def analyze(sample: FlowSample) -> dict[str, Any] | None:
             _flag(anomalies, a)
         tls.update(hello_summary(ch, "d", anomalies))
     sh = None
-    for _seq, mtype, body, complete in _handshake_of(server, anomalies):
-        if mtype == HandshakeType.HELLO_VERIFY_REQUEST:
+    ske_curve: int | None = None
+    for _seq, mtype, body, complete in server_msgs:
+        if mtype == HandshakeType.SERVER_KEY_EXCHANGE and len(body) >= 3 and body[0] == 3:
+            ske_curve = int.from_bytes(body[1:3], "big")  # RFC 8422 §5.4 named_curve
+        elif mtype == HandshakeType.HELLO_VERIFY_REQUEST:
             tls["hello_verify"] = True
         elif mtype == HandshakeType.SERVER_HELLO and (sh is None or sh.is_hrr):
             sh = parse_server_hello(body, dtls=True, complete=complete)
@@ -210,6 +228,19 @@ def analyze(sample: FlowSample) -> dict[str, Any] | None:
         tls["ja3s"] = fp.ja3s(sh)
         if sh.alpn is not None:
             tls["alpn_negotiated"] = alpn_text(sh.alpn, anomalies)
+        group = sh.key_share_group if sh.key_share_group is not None else ske_curve
+        if group is not None:
+            tls["curve"] = GROUP_NAMES.get(group, f"0x{group:04x}")
+    alerts = [
+        {"dir": "out" if (who == "client") != swapped else "in",
+         "level": {1: "warning", 2: "fatal"}.get(level, str(level)), "description": ALERT_NAMES.get(desc, str(desc))}
+        for who, lst in (("client", client_alerts), ("server", server_alerts)) for level, desc in lst
+    ]
+    tls["alerts"] = alerts
+    fatal = any(a["level"] == "fatal" for a in alerts)
+    # Both sides moved on to protected records (CCS / epoch >= 1 / DTLS 1.3
+    # unified headers) after a ServerHello, and nobody sent a fatal alert.
+    tls["established"] = bool(sh is not None and client_protected and server_protected and not fatal)
     tls["cert_visibility"] = (
         "visible" if tls["cert"] else "encrypted" if sh is not None and sh.version == 0xFEFC else "absent"
     )

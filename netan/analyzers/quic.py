@@ -12,6 +12,7 @@ is the point of this analyzer, not a weakness it exploits.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from cryptography.hazmat.primitives.hmac import HMAC
 
 from netan.analyzers import fingerprints as fp
 from netan.analyzers.tls import (
+    GROUP_NAMES,
     HandshakeType,
     alpn_text,
     cipher_name,
@@ -33,6 +35,7 @@ from netan.analyzers.tls import (
     split_handshake,
     version_name,
 )
+from netan.analyzers.x509info import safe_text
 from netan.sample import IN, OUT, FlowSample
 
 __all__ = ["analyze", "initial_keys", "decrypt_initials", "QuicVersion", "VERSIONS"]
@@ -243,16 +246,19 @@ def _reassemble(frames: list[tuple[int, bytes]]) -> bytes:
 
 
 def decrypt_initials(
-    datagrams: list[bytes], dcids: list[bytes], server: bool, anomalies: list[str]
+    datagrams: list[bytes], dcids: list[bytes], server: bool, anomalies: list[str],
+    used_dcids: list[bytes] | None = None,
 ) -> tuple[QuicVersion | None, list[tuple[int, bytes]], list[bytes]]:
     """Decrypt every Initial packet in ``datagrams`` with keys from ``dcids``.
 
     Returns the version, the CRYPTO frames, and the DCIDs seen in headers (so
     the caller can retry with them after a Retry changed the connection ID).
+    ``used_dcids``, when given, receives the DCIDs whose keys opened a packet.
     """
     frames: list[tuple[int, bytes]] = []
     version: QuicVersion | None = None
     seen_dcids: list[bytes] = []
+    used = used_dcids if used_dcids is not None else []
     key_cache: dict[tuple[bytes, int], InitialKeys] = {}
     for dgram in datagrams[:MAX_DATAGRAMS]:
         pos = 0
@@ -285,6 +291,9 @@ def decrypt_initials(
                     _flag(anomalies, "initial_decrypt_failed")
                 else:
                     frames.extend(_crypto_frames(payload, anomalies))
+                    if dcid in used:
+                        used.remove(dcid)
+                    used.append(dcid)  # last one that worked is last in the list
             if h.end <= pos:
                 break
             pos = h.end
@@ -342,13 +351,107 @@ def _first_initial(datagrams: list[bytes]) -> _LongHeader | None:
     return None
 
 
+def _gquic_version(dgram: bytes) -> str | None:
+    """Google QUIC version tag ("Q046", ...) of a client packet, if it carries one.
+
+    Q046 uses an IETF-style long header (version at offset 1); Q043 and older
+    use public flags with the version flag 0x01 and an 8-byte connection ID
+    (version at offset 9).
+    """
+    for at in (1, 9):
+        tag = dgram[at : at + 4]
+        if len(tag) == 4 and tag[:2] == b"Q0" and tag[2:].isdigit():
+            if at == 1 and not dgram[0] & 0x80:  # Q046: long header form
+                continue
+            if at == 9 and not (dgram[0] & 0x01 and dgram[0] & 0x08):  # version + 8-byte CID
+                continue
+            return tag.decode("ascii")
+    return None
+
+
+#: CHLO tags examined; real ones carry about 25.
+MAX_CHLO_TAGS = 64
+
+
+def _gquic_chlo(dgram: bytes, anomalies: list[str]) -> list[tuple[str, bytes]] | None:
+    """Tag/value pairs of a plaintext gQUIC CHLO (QUIC Crypto handshake message).
+
+    Message layout: "CHLO", u16 LE tag count, 2 bytes padding, then per tag a
+    4-byte tag and a u32 LE end offset, then the values laid end to end. Found
+    by searching the datagram, so the header and frame variants of Q039-Q046
+    need no decoding; Q050 and later encrypt it like IETF QUIC and are not read.
+    """
+    at = dgram.find(b"CHLO")
+    if at < 0 or at + 8 > len(dgram):
+        return None
+    count = int.from_bytes(dgram[at + 4 : at + 6], "little")
+    if count > MAX_CHLO_TAGS:
+        _flag(anomalies, "gquic_too_many_tags")
+        count = MAX_CHLO_TAGS
+    index = at + 8
+    values = index + 8 * count
+    out: list[tuple[str, bytes]] = []
+    prev = 0
+    for i in range(count):
+        entry = dgram[index + 8 * i : index + 8 * i + 8]
+        if len(entry) < 8:
+            _flag(anomalies, "gquic_chlo_truncated")
+            break
+        tag = entry[:4].rstrip(b"\x00").decode("ascii", "replace")
+        end = int.from_bytes(entry[4:], "little")
+        if end < prev or values + end > len(dgram):
+            _flag(anomalies, "gquic_chlo_offsets_inconsistent")
+            break
+        out.append((tag, dgram[values + prev : values + end]))
+        prev = end
+    return out
+
+
+def _analyze_gquic(version: str, client: list[bytes]) -> dict[str, Any] | None:
+    anomalies: list[str] = []
+    tls: dict[str, Any] = {
+        "version": f"gquic-{version}", "sni": None, "alpn": [], "cipher": None,
+        "ja4": None, "ja3": None, "ja3s": None, "cert": None, "cert_visibility": "encrypted",
+    }
+    # Each CHLO (the inchoate one, then the full one after the server's REJ)
+    # gives a CYU; the first one is ``cyu``, all of them ``cyu_all``.
+    hellos = [t for t in (_gquic_chlo(d, anomalies) for d in client[:MAX_DATAGRAMS]) if t is not None][:4]
+    if not hellos:
+        return None  # a version-looking tag alone is too little to call it gQUIC
+    cyus = []
+    for tags in hellos:
+        cyu = f"{int(version[1:])},{'-'.join(t for t, _ in tags)}"
+        cyus.append({"hash": hashlib.md5(cyu.encode("ascii", "replace"), usedforsecurity=False).hexdigest(),
+                     "string": safe_text(cyu, 1024)[0]})
+    values = dict(hellos[0])
+    if "SNI" in values:
+        sni, flags = safe_text(values["SNI"].decode("utf-8", "backslashreplace"), 255)
+        tls["sni"] = sni
+        for f in flags:
+            _flag(anomalies, f"sni_{f}")
+    if "UAID" in values:
+        tls["user_agent"], flags = safe_text(values["UAID"].decode("utf-8", "backslashreplace"), 256)
+        for f in flags:
+            _flag(anomalies, f"user_agent_{f}")
+    # CYU (Salesforce): MD5 of "<version digits>,<CHLO tags in order joined by ->".
+    tls["cyu"], tls["cyu_string"] = cyus[0]["hash"], cyus[0]["string"]
+    tls["cyu_all"] = cyus
+    tls["anomalies"] = anomalies
+    return {"l7": "quic", "tls": tls}
+
+
 def analyze(sample: FlowSample) -> dict[str, Any] | None:
     """QUIC facts of one UDP flow, or ``None`` if it does not start with a QUIC Initial."""
     if sample.proto.lower() != "udp":
         return None
     client = [d for _, d in sample.datagrams(OUT)[:MAX_DATAGRAMS]]
     server = [d for _, d in sample.datagrams(IN)[:MAX_DATAGRAMS]]
-    if not client or not _is_long_header_of_known_version(client[0]):
+    if not client:
+        return None
+    gquic = _gquic_version(client[0])
+    if gquic is not None:
+        return _analyze_gquic(gquic, client)
+    if not _is_long_header_of_known_version(client[0]):
         return None
     anomalies: list[str] = []
     first = _first_initial(client)
@@ -358,13 +461,19 @@ def analyze(sample: FlowSample) -> dict[str, Any] | None:
         _flag(anomalies, "first_packet_not_initial")  # reordered, or 0-RTT first
     # RFC 9001 §5.2: both directions' Initial keys come from the DCID of the
     # client's first Initial; after a Retry, from the new DCID (tried next).
-    version, frames, seen = decrypt_initials(client, [first.dcid], False, anomalies)
+    used: list[bytes] = []
+    version, frames, seen = decrypt_initials(client, [first.dcid], False, anomalies, used)
     tls: dict[str, Any] = {
         "version": version.name if version else f"quic-0x{first.version:08x}",
         "sni": None, "alpn": [], "cipher": None, "ja4": None, "ja3": None, "ja3s": None,
         "cert": None, "cert_visibility": "encrypted",
         "client_initial_dcid": first.dcid.hex(),
     }
+    if used and used[-1] != first.dcid:
+        # After a Retry the client keys its Initials from the Retry's SCID
+        # (RFC 9001 §5.2); Zeek logs a second quic.log row with it.
+        tls["retry"] = True
+        tls["retry_dcid"] = used[-1].hex()
     crypto = _reassemble(frames)
     ch = None
     for m in split_handshake(crypto):
@@ -385,6 +494,9 @@ def analyze(sample: FlowSample) -> dict[str, Any] | None:
                 tls["tls_version"] = version_name(sh.version)
                 tls["cipher"] = cipher_name(sh.cipher_suite)
                 tls["ja3s"] = fp.ja3s(sh)
+                if sh.key_share_group is not None:
+                    tls["curve"] = GROUP_NAMES.get(sh.key_share_group, f"0x{sh.key_share_group:04x}")
+                tls["resumed"] = sh.psk  # RFC 8446 §4.2.11: the server accepted a PSK
                 if sh.alpn is not None:
                     tls["alpn_negotiated"] = alpn_text(sh.alpn, anomalies)
                 break

@@ -23,7 +23,7 @@ from typing import Any, Iterable
 
 from netan.analyzers import fingerprints as fp
 from netan.analyzers.x509info import safe_text, summarize
-from netan.sample import IN, OUT, FlowSample
+from netan.sample import IN, OUT, FlowSample, PacketMark
 
 __all__ = [
     "analyze",
@@ -289,6 +289,7 @@ class ServerHello:
     key_share_group: int | None = None
     psk: bool = False
     is_hrr: bool = False
+    pre_draft16: bool = False  # TLS 1.3 draft < 16: server_version 0x0304, old layout
     complete: bool = True
     anomalies: tuple[str, ...] = ()
 
@@ -545,9 +546,13 @@ def parse_server_hello(body: bytes, *, dtls: bool = False, complete: bool = True
         _flag(anomalies, "server_hello_too_short")
         return ServerHello(legacy_version=legacy_version or 0, complete=False, anomalies=tuple(anomalies))
     fields: dict[str, Any] = {"legacy_version": legacy_version, "is_hrr": random == HRR_RANDOM}
-    if legacy_version >> 8 == 0x7F and (legacy_version & 0xFF) < 22:
+    if (legacy_version >> 8 == 0x7F and (legacy_version & 0xFF) < 22) or legacy_version == 0x0304:
         # draft-ietf-tls-tls13 before -22: no legacy_session_id_echo and no
-        # compression method; the draft version is server_version itself.
+        # compression method; the draft version is server_version itself
+        # (0x0304 itself before draft-16 introduced supported_versions; the
+        # final RFC 8446 §4.1.3 fixes legacy_version at 0x0303).
+        if legacy_version == 0x0304:
+            fields["pre_draft16"] = True
         cs = r.uint(2)
         if cs is None:
             _flag(anomalies, "server_hello_too_short")
@@ -579,7 +584,7 @@ def parse_server_hello(body: bytes, *, dtls: bool = False, complete: bool = True
                 fields["alpn"] = names[0]
             if len(names) != 1:
                 _flag(anomalies, "server_alpn_not_single")  # RFC 7301 §3.1
-        elif etype == Ext.KEY_SHARE and len(data) >= 2:
+        elif etype in (Ext.KEY_SHARE, 40) and len(data) >= 2:  # 40: key_share before draft-23
             fields["key_share_group"] = int.from_bytes(data[:2], "big")
         elif etype == Ext.PRE_SHARED_KEY:
             fields["psk"] = True
@@ -838,14 +843,53 @@ def _cert_chain(body: bytes, complete: bool, anomalies: list[str], what: str) ->
     return certs, full
 
 
+def _swapped(sample: FlowSample) -> FlowSample:
+    """The same flow seen from the other end (packet directions flipped)."""
+    marks = tuple(
+        PacketMark(IN if m.direction == OUT else OUT, m.ts, m.offset, m.length) for m in sample.packets
+    )
+    return FlowSample(sample.proto, sample.dst_ip, sample.dst_port, sample.src_ip, sample.src_port,
+                      sample.inb, sample.out, sample.gaps_in, sample.gaps_out, marks)
+
+
+def _says_hello(data: bytes, hello_type: int) -> bool:
+    found = find_tls_start(data, hello_type)
+    return found is not None and found[1] in ("hello", "preamble")
+
+
 def analyze(sample: FlowSample) -> dict[str, Any] | None:
     """TLS facts of one TCP flow, or ``None`` if it does not carry TLS."""
     if sample.proto.lower() == "udp":
         return None
+    if (
+        not _says_hello(sample.out, HandshakeType.CLIENT_HELLO)
+        and _says_hello(sample.inb, HandshakeType.CLIENT_HELLO)
+    ):
+        # The flow's originator sent no ClientHello but the responder did: a
+        # capture that missed the SYN got the roles backwards. Read it the
+        # right way round and say so ("dir" values stay the flow's own).
+        result = _analyze(_swapped(sample))
+        if result is not None:
+            result["tls"]["client_is_responder"] = True
+            for row in result["tls_records"]:
+                row["dir"] = "in" if row["dir"] == "out" else "out"
+            for alert in result["tls"].get("alerts", []):
+                alert["dir"] = "in" if alert["dir"] == "out" else "out"
+        return result
+    return _analyze(sample)
+
+
+def _analyze(sample: FlowSample) -> dict[str, Any] | None:
     found_out = find_tls_start(sample.out, HandshakeType.CLIENT_HELLO)
     found_in = find_tls_start(sample.inb, HandshakeType.SERVER_HELLO)
     if found_out is None and found_in is None:
         return None
+    # Once one side said hello, a single well-formed record is enough for the
+    # other side (a server that answers a ClientHello with just an alert).
+    if found_in is None and found_out[1] != "records" and _valid_record_header(sample.inb, 0):
+        found_in = (0, "records")
+    if found_out is None and found_in[1] != "records" and _valid_record_header(sample.out, 0):
+        found_out = (0, "records")
     anomalies: list[str] = []
     tls: dict[str, Any] = {
         "version": None, "sni": None, "alpn": [], "cipher": None,
@@ -877,7 +921,7 @@ def analyze(sample: FlowSample) -> dict[str, Any] | None:
         if first is not None and parse_server_hello(first.body, complete=first.complete).is_hrr:
             hrr = True
             _collect_handshake(sv, after_ccs=True)
-    if cl and cl.how != "sslv2":
+    if cl and cl.records:  # after an SSLv2-format hello, the TLS records that follow
         _collect_handshake(cl, after_ccs=hrr)
 
     # ---- client side
@@ -925,7 +969,7 @@ def analyze(sample: FlowSample) -> dict[str, Any] | None:
         if sh.is_hrr:
             tls["hello_retry"] = True
         else:
-            tls["version"] = version_name(sh.version)
+            tls["version"] = "TLSv1.3-draft<16" if sh.pre_draft16 else version_name(sh.version)
             tls["cipher"] = cipher_name(sh.cipher_suite)
             tls["ja3s"] = fp.ja3s(sh)
             if sh.alpn is not None:
@@ -935,8 +979,6 @@ def analyze(sample: FlowSample) -> dict[str, Any] | None:
                 tls["curve"] = GROUP_NAMES.get(group, f"0x{group:04x}")
         if hrr:
             tls["hello_retry"] = True
-    elif tls["version"] is None and ch is not None and (sv is None or sv.how == "records"):
-        tls.setdefault("version", None)
 
     # ---- certificates (TLS <= 1.2 only: RFC 8446 §2 encrypts them in 1.3)
     tls13 = sh is not None and not sh.is_hrr and (sh.version == 0x0304 or sh.version >> 8 == 0x7F)
@@ -962,6 +1004,9 @@ def analyze(sample: FlowSample) -> dict[str, Any] | None:
         tls["client_cert"] = cc
     else:
         tls["client_cert"] = None
+    # Say what could not be seen: in TLS 1.3 the client's Certificate is
+    # encrypted (RFC 8446 §4.4.2), so "no client_cert" proves nothing there.
+    tls["client_cert_visibility"] = "visible" if client_certs else ("encrypted" if tls13 else "absent")
 
     # ---- resumption (Zeek's notion: reused key material)
     resumed = False
@@ -1007,7 +1052,12 @@ def analyze(sample: FlowSample) -> dict[str, Any] | None:
     if sv and sv.how == "records" and cl and cl.how == "records":
         established = True  # mid-stream: both sides already exchanging records
         tls["handshake_seen"] = False
-    tls["established"] = established
+    if not established and not fatal and (_sample_cut(sample, OUT) or _sample_cut(sample, IN)):
+        # The sample ended before the handshake could be seen to finish (a
+        # long certificate chain fills the engine's first KiB): not observable.
+        tls["established"] = None
+    else:
+        tls["established"] = established
 
     records_out = _records_report(sample, dirs)
     tls["anomalies"] = anomalies
@@ -1031,6 +1081,12 @@ def client_hellos(stream: bytes, gaps: Iterable[tuple[int, int]] = (), limit: in
         for m in d.messages
         if m.msg_type == HandshakeType.CLIENT_HELLO
     ][:limit]
+
+
+def _sample_cut(sample: FlowSample, direction: int) -> bool:
+    """Did this direction carry more payload on the wire than its sample holds?"""
+    wire_end = max((m.offset + m.length for m in sample.packets if m.direction == direction), default=0)
+    return wire_end > len(sample.stream(direction))
 
 
 def summarize_fp(der: bytes) -> dict[str, Any]:
@@ -1089,7 +1145,9 @@ def _sslv2(cl: _Direction | None, sv: _Direction | None, tls: dict[str, Any], an
 
 
 # IANA TLS Cipher Suites registry (tls-parameters-4), plus legacy SSL_ names;
-# GREASE values (RFC 8701) are recognised by rule, not listed.
+# GREASE values (RFC 8701) are recognised by rule, not listed. The pre-RFC 7905
+# ChaCha20 code points 0xCC13-0xCC15 carry Zeek's "_OLD" suffix so that every
+# name maps back to one code point.
 CIPHER_SUITES: dict[int, str] = {
     0x0000: "TLS_NULL_WITH_NULL_NULL",
     0x0001: "TLS_RSA_WITH_NULL_MD5",
@@ -1444,9 +1502,9 @@ CIPHER_SUITES: dict[int, str] = {
     0xC104: "TLS_GOSTR341112_256_WITH_MAGMA_MGM_L",
     0xC105: "TLS_GOSTR341112_256_WITH_KUZNYECHIK_MGM_S",
     0xC106: "TLS_GOSTR341112_256_WITH_MAGMA_MGM_S",
-    0xCC13: "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
-    0xCC14: "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
-    0xCC15: "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    0xCC13: "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256_OLD",
+    0xCC14: "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256_OLD",
+    0xCC15: "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256_OLD",
     0xCCA8: "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
     0xCCA9: "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
     0xCCAA: "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256",

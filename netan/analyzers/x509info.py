@@ -27,11 +27,13 @@ MAX_SANS = 64
 MAX_NAME_CHARS = 512
 
 
-def safe_text(value: str, limit: int) -> tuple[str, list[str]]:
+def safe_text(value: str, limit: int, *, escape_backslash: bool = True) -> tuple[str, list[str]]:
     """Escape control/format characters and bound the length of a wire string.
 
     Returns the safe string and the reasons it was changed ("control_chars",
-    "truncated"). Backslashes are escaped too, so the escaping is unambiguous.
+    "truncated"). Backslashes are escaped too, so the escaping is unambiguous;
+    ``escape_backslash=False`` is for text that is already backslash-escaped
+    (RFC 4514 distinguished names), where doubling would only garble it.
     Unicode format characters (bidi overrides, zero-width) are escaped because
     they make a log line read differently from what it contains.
     """
@@ -42,7 +44,7 @@ def safe_text(value: str, limit: int) -> tuple[str, list[str]]:
     for ch in value:
         code = ord(ch)
         if ch == "\\":
-            piece = "\\\\"
+            piece = "\\\\" if escape_backslash else ch
         elif code < 0x20 or 0x7F <= code < 0xA0:
             piece = f"\\x{code:02x}"
         elif code > 0x7F and unicodedata.category(ch) in ("Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
@@ -81,23 +83,45 @@ def _key_info(public_key: Any) -> tuple[str, int | None, str | None]:
     return "unknown", None, None
 
 
-def _name(name: Any, anomalies: list[str], what: str) -> str:
+def _name_overrides() -> dict[Any, str]:
+    """OpenSSL's short names for attributes RFC 4514 has no keyword for.
+
+    Zeek and ``openssl x509 -nameopt RFC2253`` print these; without them
+    cryptography prints dotted OIDs (``1.2.840.113549.1.9.1=...``).
+    """
+    from cryptography.x509.oid import NameOID as N
+
+    return {
+        N.EMAIL_ADDRESS: "emailAddress", N.STREET_ADDRESS: "street", N.POSTAL_CODE: "postalCode",
+        N.SERIAL_NUMBER: "serialNumber", N.BUSINESS_CATEGORY: "businessCategory",
+        N.JURISDICTION_COUNTRY_NAME: "jurisdictionC", N.JURISDICTION_STATE_OR_PROVINCE_NAME: "jurisdictionST",
+        N.JURISDICTION_LOCALITY_NAME: "jurisdictionL", N.GIVEN_NAME: "GN", N.SURNAME: "SN", N.TITLE: "title",
+        N.INITIALS: "initials", N.PSEUDONYM: "pseudonym", N.GENERATION_QUALIFIER: "generationQualifier",
+        N.DN_QUALIFIER: "dnQualifier", N.ORGANIZATION_IDENTIFIER: "organizationIdentifier",
+        N.UNSTRUCTURED_NAME: "unstructuredName", N.POSTAL_ADDRESS: "postalAddress",
+        N.X500_UNIQUE_IDENTIFIER: "x500UniqueIdentifier",
+    }
+
+
+def _name(cert: Any, anomalies: list[str], what: str) -> str:
     try:
-        raw = name.rfc4514_string()
+        # cryptography parses fields lazily: the attribute access itself can raise.
+        raw = getattr(cert, what).rfc4514_string(_name_overrides())
     except Exception as exc:  # noqa: BLE001 - malformed RDNs must not stop the summary
         anomalies.append(f"{what}_unparsable")
         log.debug("cannot render %s: %s", what, exc)
         return ""
-    text, flags = safe_text(raw, MAX_NAME_CHARS)
+    # rfc4514_string already escapes ',', '+', '"', '\\', '<', '>', ';' (RFC 4514 §2.4).
+    text, flags = safe_text(raw, MAX_NAME_CHARS, escape_backslash=False)
     anomalies.extend(f"{what}_{f}" for f in flags)
     return text
 
 
-def _common_name(name: Any) -> str | None:
+def _common_name(cert: Any, what: str) -> str | None:
     from cryptography.x509.oid import NameOID
 
     try:
-        attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+        attrs = getattr(cert, what).get_attributes_for_oid(NameOID.COMMON_NAME)
     except Exception:  # noqa: BLE001
         return None
     if not attrs:
@@ -139,9 +163,67 @@ def _verify_self_signature(cert: Any) -> bool | None:
     return None
 
 
+#: Public-key algorithms ``cryptography`` may not load (FIPS 204 ML-DSA, RFC 9881).
+_SPKI_NAMES = {
+    "2.16.840.1.101.3.4.3.17": "ML-DSA-44",
+    "2.16.840.1.101.3.4.3.18": "ML-DSA-65",
+    "2.16.840.1.101.3.4.3.19": "ML-DSA-87",
+}
+
+
+def _der_tlv(data: bytes, pos: int) -> tuple[int, int, int] | None:
+    """(tag, content start, content end) of one DER TLV (X.690 §8.1), bounded."""
+    if pos + 2 > len(data):
+        return None
+    tag, length = data[pos], data[pos + 1]
+    pos += 2
+    if length & 0x80:
+        n = length & 0x7F
+        if n == 0 or n > 4 or pos + n > len(data):
+            return None
+        length = int.from_bytes(data[pos : pos + n], "big")
+        pos += n
+    if pos + length > len(data):
+        return None
+    return tag, pos, pos + length
+
+
+def _spki_fallback(cert: Any) -> tuple[str, int | None, str | None]:
+    """Key name and size read from the SubjectPublicKeyInfo when no key class exists."""
+    try:
+        oid = cert.public_key_algorithm_oid.dotted_string
+    except Exception:  # noqa: BLE001
+        return "unknown", None, None
+    name = _SPKI_NAMES.get(oid, "unknown")
+    # TBSCertificate (RFC 5280 §4.1): [0] version (optional), serial,
+    # signature, issuer, validity, subject, then subjectPublicKeyInfo.
+    tbs = cert.tbs_certificate_bytes
+    top = _der_tlv(tbs, 0)
+    if top is None:
+        return name, None, None
+    pos = top[1]
+    first = _der_tlv(tbs, pos)
+    if first is not None and first[0] == 0xA0:  # explicit version present
+        pos = first[2]
+    for _field in range(5):  # serial, signature, issuer, validity, subject
+        tlv = _der_tlv(tbs, pos)
+        if tlv is None:
+            return name, None, None
+        pos = tlv[2]
+    spki = _der_tlv(tbs, pos)
+    if spki is None or tbs[pos] != 0x30:
+        return name, None, None
+    alg = _der_tlv(tbs, spki[1])
+    bits = _der_tlv(tbs, alg[2]) if alg else None
+    if bits is None or bits[0] != 0x03:
+        return name, None, None
+    return name, (bits[2] - bits[1] - 1) * 8, None  # minus the unused-bits octet
+
+
 def summarize(der: bytes) -> dict[str, Any]:
     """Summarise one DER certificate; never raises."""
     sha1 = hashlib.sha1(der, usedforsecurity=False).hexdigest()
+    sha256 = hashlib.sha256(der).hexdigest()  # Zeek's x509.log fingerprint
     if len(der) > MAX_CERT_BYTES:
         return {"error": "certificate too large", "sha1": sha1, "anomalies": ["too_large"]}
     try:
@@ -152,13 +234,32 @@ def summarize(der: bytes) -> dict[str, Any]:
         return {"error": f"unparsable certificate: {type(exc).__name__}", "sha1": sha1, "anomalies": ["unparsable"]}
 
     anomalies: list[str] = []
-    info: dict[str, Any] = {"sha1": sha1}
-    info["subject"] = _name(cert.subject, anomalies, "subject")
-    info["issuer"] = _name(cert.issuer, anomalies, "issuer")
-    info["subject_cn"] = _common_name(cert.subject)
-    info["issuer_cn"] = _common_name(cert.issuer)
+    info: dict[str, Any] = {"sha1": sha1, "sha256": sha256}
     try:
-        info["serial"] = format(cert.serial_number, "X")
+        _fill(cert, info, anomalies)
+    except Exception as exc:  # noqa: BLE001 - a lazily parsed field we did not guard
+        info["error"] = f"partly unparsable certificate: {type(exc).__name__}"
+        anomalies.append("partly_unparsable")
+    if anomalies:
+        info["anomalies"] = sorted(set(anomalies))
+    return info
+
+
+def _fill(cert: Any, info: dict[str, Any], anomalies: list[str]) -> None:
+    """Every summary field, each read under its own guard where it can fail alone."""
+    from cryptography import x509
+
+    info["subject"] = _name(cert, anomalies, "subject")
+    info["issuer"] = _name(cert, anomalies, "issuer")
+    info["subject_cn"] = _common_name(cert, "subject")
+    info["issuer_cn"] = _common_name(cert, "issuer")
+    try:
+        n = cert.serial_number
+        # The DER INTEGER's content octets (X.690 §8.3), as Suricata and
+        # OpenSSL print them: a leading 00 when the high bit is set.
+        info["serial"] = n.to_bytes(n.bit_length() // 8 + 1, "big", signed=n < 0).hex().upper()
+        if n <= 0:
+            anomalies.append("serial_not_positive")  # RFC 5280 §4.1.2.2
     except Exception:  # noqa: BLE001
         info["serial"] = None
         anomalies.append("serial_unparsable")
@@ -172,7 +273,11 @@ def summarize(der: bytes) -> dict[str, Any]:
         key_type, key_bits, curve = _key_info(cert.public_key())
     except Exception:  # noqa: BLE001 - unsupported or corrupt key
         key_type, key_bits, curve = "unknown", None, None
-        anomalies.append("public_key_unparsable")
+    if key_type == "unknown":
+        # A key class we do not map (ML-DSA, ...): name it from the SPKI OID.
+        key_type, key_bits, curve = _spki_fallback(cert)
+        if key_type == "unknown":
+            anomalies.append("public_key_unparsable")
     info["key_type"], info["key_bits"] = key_type, key_bits
     if curve:
         info["curve"] = curve
@@ -184,7 +289,11 @@ def summarize(der: bytes) -> dict[str, Any]:
     # Self-signed: issuer == subject *and* the signature verifies with the
     # certificate's own key (a name match alone is what attackers forge).
     self_signed = False
-    if cert.issuer == cert.subject:
+    try:
+        self_issued = cert.issuer == cert.subject
+    except Exception:  # noqa: BLE001
+        self_issued = False
+    if self_issued:
         verdict = _verify_self_signature(cert)
         if verdict is None:
             # Signature algorithm we cannot check (e.g. MD5/SHA-1 on DSA):
@@ -218,6 +327,3 @@ def summarize(der: bytes) -> dict[str, Any]:
     if san_count > len(sans):
         info["san_count"] = san_count
         anomalies.append("sans_truncated")
-    if anomalies:
-        info["anomalies"] = sorted(set(anomalies))
-    return info
