@@ -18,9 +18,13 @@ __all__ = ["Decoded", "Decoder", "LINKTYPES", "PROTO_NAMES", "DecodeError"]
 
 # LINKTYPE_* values from https://www.tcpdump.org/linktypes.html
 LT_NULL, LT_ETHERNET, LT_RAW, LT_LOOP, LT_SLL, LT_IPV4, LT_IPV6, LT_SLL2 = 0, 1, 101, 108, 113, 228, 229, 276
+LT_PPP, LT_PPP_HDLC, LT_PPP_PPPD = 9, 50, 166
+#: PPP protocol numbers (RFC 1661 / IANA PPP DLL protocol numbers) for IP
+PPP_IPV4, PPP_IPV6 = 0x0021, 0x0057
 LINKTYPES = {
     LT_NULL: "null", LT_ETHERNET: "ethernet", LT_RAW: "raw", 12: "raw", 14: "raw",
     LT_LOOP: "loop", LT_SLL: "linux_sll", LT_IPV4: "ipv4", LT_IPV6: "ipv6", LT_SLL2: "linux_sll2",
+    LT_PPP: "ppp", LT_PPP_HDLC: "ppp_hdlc", LT_PPP_PPPD: "ppp_pppd",
 }
 ETH_IPV4, ETH_IPV6, ETH_VLAN, ETH_QINQ, ETH_VLAN_OLD = 0x0800, 0x86DD, 0x8100, 0x88A8, 0x9100
 TCP, UDP, ICMP, ICMP6 = 6, 17, 1, 58
@@ -132,6 +136,17 @@ class Decoder:
                 fam = struct.unpack_from("<I" if struct.pack("=I", 1) == struct.pack(">I", 1) else ">I", data)[0]
             etype = ETH_IPV4 if fam == 2 else ETH_IPV6 if fam in (10, 24, 28, 30) else 0
             off = 4
+        elif linktype in (LT_PPP, LT_PPP_HDLC, LT_PPP_PPPD):
+            off = 2 if data[:2] == b"\xff\x03" else 0  # HDLC address/control, often compressed away
+            if len(data) < off + 2:
+                raise DecodeError("frame shorter than a PPP header")
+            if data[off] & 1:  # protocol-field compression: one byte
+                proto, off = data[off], off + 1
+            else:
+                proto, off = _u16(data, off)[0], off + 2
+            etype = ETH_IPV4 if proto == PPP_IPV4 else ETH_IPV6 if proto == PPP_IPV6 else 0
+            if not etype:
+                raise NotIP(f"ppp protocol 0x{proto:04x}")
         else:
             raise DecodeError(f"unsupported link type {linktype}")
         if etype == ETH_IPV4:

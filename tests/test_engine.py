@@ -75,6 +75,8 @@ def test_ethernet_pcap_variants(tmp_path, nanos, big):
     (lambda p: bytes(Ether(src=MAC_A, dst=MAC_B) / Dot1Q(vlan=7) / p), 1),
     (lambda p: bytes(Ether(src=MAC_A, dst=MAC_B) / Dot1AD(vlan=100) / Dot1Q(vlan=7) / p), 1),  # QinQ
     (lambda p: b"\x02\0\0\0" + bytes(p), 0),  # BSD loopback, little-endian host
+    (lambda p: b"\xff\x03\x00\x21" + bytes(p), 9),  # PPP with address/control
+    (lambda p: b"\x21" + bytes(p), 9),  # PPP, protocol field compressed
 ])
 def test_link_types(tmp_path, wrap, linktype):
     path = write_pcap(tmp_path / "l.pcap", timed(tcp_session(), wrap=wrap), linktype=linktype)
