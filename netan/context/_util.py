@@ -21,6 +21,8 @@ __all__ = [
     "norm_ip",
     "to_int",
     "iter_json_values",
+    "bounded_lines",
+    "MAX_LINE_CHARS",
     "TimeError",
     "MIN_TS",
     "MAX_TS",
@@ -99,7 +101,9 @@ def norm_mac(value: Any) -> str:
     if not isinstance(value, str):
         return ""
     raw = re.sub(r"[\s:.\-]", "", value.strip().lower())
-    if not _HEX12.match(raw) or raw == "000000000000":
+    # 02:00:00:00:00:00 is what Android reports to callers without permission
+    # (since Android 6): a placeholder shared by every device, not an address.
+    if not _HEX12.match(raw) or raw in ("000000000000", "020000000000", "ffffffffffff"):
         return ""
     return ":".join(raw[i : i + 2] for i in range(0, 12, 2))
 
@@ -133,6 +137,26 @@ def to_int(value: Any, default: int | None = None) -> int | None:
     return default
 
 
+#: longest text line kept whole; longer lines are cut (and then fail to parse)
+MAX_LINE_CHARS = 1 << 20
+
+
+def bounded_lines(stream: TextIO, max_chars: int = MAX_LINE_CHARS) -> Iterator[str]:
+    """Lines of a text stream, each at most ``max_chars`` long: a file without
+    newlines cannot make one line fill memory. The rest of an overlong line is
+    read and dropped."""
+    while True:
+        line = stream.readline(max_chars)
+        if not line:
+            return
+        if len(line) >= max_chars and not line.endswith("\n"):
+            while True:
+                rest = stream.readline(max_chars)
+                if not rest or rest.endswith("\n"):
+                    break
+        yield line
+
+
 _DECODER = json.JSONDecoder()
 _WS = " \t\r\n\ufeff"
 
@@ -157,23 +181,26 @@ def iter_json_values(
     concatenated / pretty-printed values. Memory is bounded by the largest single
     value (``max_value_chars``), never by the file size.
     """
-    first = stream.readline()
+    first = stream.readline(max_value_chars)
     skipped = 0
     while first and not first.strip(_WS):
         skipped += 1
-        first = stream.readline()
+        first = stream.readline(max_value_chars)
     if not first:
         return
     head = first.lstrip(_WS)
     if not head.startswith("[") and _first_line_is_value(first):
-        yield from _iter_lines(stream, first, skipped)
+        yield from _iter_lines(stream, first, skipped, max_value_chars)
         return
     yield from _iter_stream(stream, first, skipped, max_value_chars, chunk)
 
 
-def _iter_lines(stream: TextIO, first: str, skipped: int) -> Iterator[tuple[int, Any] | Reject]:
+def _iter_lines(stream: TextIO, first: str, skipped: int, max_chars: int) -> Iterator[tuple[int, Any] | Reject]:
     """JSON lines: every line stands alone, so a bad line costs only itself."""
-    for line_no, line in enumerate(_chain_first(first, stream), start=1 + skipped):
+    for line_no, line in enumerate(_chain_first(first, bounded_lines(stream, max_chars)), start=1 + skipped):
+        if len(line) >= max_chars and not line.endswith("\n"):
+            yield Reject(line_no, f"line longer than {max_chars} characters")
+            continue
         text = line.strip(_WS)
         if not text:
             continue
@@ -183,9 +210,9 @@ def _iter_lines(stream: TextIO, first: str, skipped: int) -> Iterator[tuple[int,
             yield Reject(line_no, f"malformed JSON line: {_short(exc)}")
 
 
-def _chain_first(first: str, stream: TextIO) -> Iterator[str]:
+def _chain_first(first: str, rest: Iterator[str]) -> Iterator[str]:
     yield first
-    yield from stream
+    yield from rest
 
 
 def _short(exc: Exception) -> str:

@@ -127,6 +127,11 @@ def parse_value(value: Any, line: int) -> Iterator[Event | Reject]:
     if "eventType" in value or "eventTime" in value:
         yield from _parse_event(value, None, line, "")
         return
+    from netan.context import amapi_devices  # a Pub/Sub dump may mix in Device resources
+
+    if amapi_devices.looks_like(value):
+        yield from amapi_devices.parse_value(value, line)
+        return
     yield Reject(line, "object is neither a BatchUsageLogEvents nor a Pub/Sub message")
 
 
@@ -148,21 +153,24 @@ def _parse_pubsub(msg: dict[str, Any], line: int) -> Iterator[Event | Reject]:
     attrs = msg.get("attributes") if isinstance(msg.get("attributes"), dict) else {}
     ntype = attrs.get("notificationType")
     data = msg.get("data")
-    if not isinstance(data, str):
+    if isinstance(data, dict):
+        payload: Any = data  # some sinks store the message with data already decoded
+    elif not isinstance(data, str):
         yield Reject(line, "Pub/Sub message without base64 data")
         return
-    text = data.strip()
-    try:
-        alt = "-_" if ("-" in text or "_" in text) else None
-        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=alt, validate=True)
-    except (binascii.Error, ValueError):
-        yield Reject(line, "Pub/Sub data is not valid base64")
-        return
-    try:
-        payload = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        yield Reject(line, "Pub/Sub data does not decode to UTF-8 JSON")
-        return
+    else:
+        text = data.strip()
+        try:
+            alt = "-_" if ("-" in text or "_" in text) else None
+            raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=alt, validate=True)
+        except (binascii.Error, ValueError):
+            yield Reject(line, "Pub/Sub data is not valid base64")
+            return
+        try:
+            payload = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            yield Reject(line, "Pub/Sub data does not decode to UTF-8 JSON")
+            return
     if ntype in ("STATUS_REPORT", "ENROLLMENT") or (
         isinstance(payload, dict) and "usageLogEvents" not in payload and "hardwareInfo" in payload
     ):

@@ -15,6 +15,7 @@ from netan.context import (
     amapi_devices,
     amapi_usage_logs,
     dhcp_leases,
+    dpm_logs,
     dumpsys_usagestats,
     intune,
     pcapdroid,
@@ -24,7 +25,7 @@ from netan.context import (
 from netan.context._util import iter_json_values
 from netan.context.model import Reject
 
-__all__ = ["detect", "FORMATS", "HEAD_BYTES"]
+__all__ = ["detect", "text_encoding", "FORMATS", "HEAD_BYTES"]
 
 HEAD_BYTES = 1 << 16
 
@@ -42,6 +43,8 @@ FORMATS = (
     intune.FORMAT,
     workspaceone.FORMAT,
     usagestats.FORMAT,
+    dpm_logs.FORMAT_SECURITY,
+    dpm_logs.FORMAT_NETWORK,
 )
 
 _JSON_CHECKS = (
@@ -49,6 +52,7 @@ _JSON_CHECKS = (
     (amapi_devices.FORMAT, amapi_devices.looks_like),
     (intune.FORMAT, intune.looks_like),
     (workspaceone.FORMAT, workspaceone.looks_like),
+    (dpm_logs.FORMAT_SECURITY, dpm_logs.looks_like),
     (usagestats.FORMAT, usagestats.looks_like),
 )
 
@@ -59,6 +63,7 @@ _KEY_HINTS = (
     (intune.FORMAT, ("managedDevices", '"azureADDeviceId"', '"managedDeviceOwnerType"')),
     (workspaceone.FORMAT, ('"DeviceFriendlyName"', '"Udid"')),
     (usagestats.FORMAT, ('"timeStamp"',)),
+    (dpm_logs.FORMAT_SECURITY, ('"timeNanos"',)),
 )
 
 
@@ -70,6 +75,12 @@ def _classify(value: Any) -> str | None:
         except (TypeError, AttributeError, KeyError, IndexError):
             continue
     return None
+
+
+def text_encoding(head: bytes) -> str:
+    """``utf-16`` when the file starts with a UTF-16 byte-order mark (Windows
+    PowerShell 5.1 ``Out-File`` writes MDM exports so), else ``utf-8``."""
+    return "utf-16" if head[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8"
 
 
 def detect(head: bytes) -> tuple[str | None, str]:
@@ -84,9 +95,11 @@ def detect(head: bytes) -> tuple[str | None, str]:
         if pcapdroid.sniff_pcapng(head):
             return pcapdroid.FORMAT_PCAPNG, "pcapng with PCAPdroid custom blocks or u-<uid> comments"
         return None, "a pcapng capture without PCAPdroid extensions (give captures as inputs, not context)"
-    if b"\x00" in head[:4096]:
+    encoding = text_encoding(head)
+    if encoding == "utf-8" and (b"\x00" in head[:16] or head.count(b"\x00") * 100 > len(head)):
+        # text formats may carry a stray NUL in a corrupt line, not many
         return None, "binary content of no known context format"
-    text = head.decode("utf-8", "replace").lstrip("\ufeff")
+    text = head.decode(encoding, "replace").lstrip("\ufeff")
     stripped = text.lstrip()
     if stripped.startswith("IPProto,SrcIP,SrcPort,DstIp,DstPort"):
         return pcapdroid.FORMAT_CSV, "PCAPdroid connections CSV header"
@@ -95,6 +108,8 @@ def detect(head: bytes) -> tuple[str | None, str]:
         return lease, "DHCP lease file syntax"
     if stripped[:1] in ("{", "["):
         return _detect_json(text)
+    if dpm_logs.looks_like_text(text):
+        return dpm_logs.FORMAT_NETWORK, "NetworkEvent toString lines (ConnectEvent/DnsEvent)"
     if dumpsys_usagestats.looks_like_text(text):
         return dumpsys_usagestats.FORMAT, "dumpsys usagestats event lines"
     return None, "text of no known context format"

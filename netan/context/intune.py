@@ -45,12 +45,12 @@ def parse_value(value: Any, line: int) -> Iterator[InventoryDevice | Reject]:
                                  norm_mac(item.get("ethernetMacAddress"))) if m)
         imeis = tuple(str(item[k]) for k in ("imei", "meid") if isinstance(item.get(k), str) and item[k])
         serial = str(item.get("serialNumber") or "")
-        aliases = [a for a in (serial, str(item.get("azureADDeviceId") or ""), *imeis,
-                               str(item.get("deviceName") or ""), str(item.get("managedDeviceName") or ""))
+        aliases = [a for a in (serial, str(item.get("azureADDeviceId") or ""), *imeis)
                    if a and a != "00000000-0000-0000-0000-000000000000"]
+        names = [n for n in (str(item.get("deviceName") or ""), str(item.get("managedDeviceName") or "")) if n]
         yield InventoryDevice(
             device_id=item["id"], source=FORMAT, serial=serial, imeis=imeis, macs=macs,
             name=str(item.get("deviceName") or ""),
             model=" ".join(str(item.get(k) or "") for k in ("manufacturer", "model")).strip(),
-            aliases=tuple(dict.fromkeys(aliases)), line=line,
+            aliases=tuple(dict.fromkeys(aliases)), line=line, names=tuple(dict.fromkeys(names)),
         )

@@ -16,7 +16,7 @@ Report entry per file (JSON-serialisable, for summary.json)::
 """
 from __future__ import annotations
 
-import gzip
+import zlib
 import io
 import logging
 import os
@@ -30,14 +30,15 @@ from netan.context import (
     amapi_devices,
     amapi_usage_logs,
     dhcp_leases,
+    dpm_logs,
     dumpsys_usagestats,
     intune,
     pcapdroid,
     usagestats,
     workspaceone,
 )
-from netan.context._util import iter_json_values
-from netan.context.detect import HEAD_BYTES, detect
+from netan.context._util import bounded_lines, iter_json_values
+from netan.context.detect import HEAD_BYTES, detect, text_encoding
 from netan.context.model import (
     AddressBinding,
     AppStateEvent,
@@ -68,6 +69,7 @@ _JSON_PARSERS = {
     intune.FORMAT: intune.parse_value,
     workspaceone.FORMAT: workspaceone.parse_value,
     usagestats.FORMAT: usagestats.parse_value,
+    dpm_logs.FORMAT_SECURITY: dpm_logs.parse_value,
 }
 _DEVICE_EVENTS = (KeyEvent, ProcessStart, ConnectEvent, DnsEvent, AppStateEvent, DeviceStateEvent,
                   CertEvent, SecurityEvent, UnknownEvent)
@@ -166,6 +168,19 @@ class ContextSet:
 
     # -- public ---------------------------------------------------------------
 
+    def add_events(self, events: Iterable[object], *, source: str = "api") -> int:
+        """Add model events built elsewhere (e.g. PCAPdroid trailers read by the capture
+        source, or tests); call ``finish()`` afterwards. Returns how many were new."""
+        rep = _new_report(source)
+        n = 0
+        for ev in events:
+            n += self._accept(ev, rep)
+        return n
+
+    def finish(self) -> None:
+        """Resolve devices and (re)build the timelines after ``add_events``."""
+        self._finish()
+
     def add_bindings(self, bindings: Iterable[object]) -> int:
         """Add IP<->MAC bindings seen elsewhere (e.g. DHCP exchanges in the capture):
         ``(ts, mac, ip, hostname)`` tuples, dicts, or AddressBindings. Returns how many."""
@@ -203,10 +218,10 @@ def _dedup_key(event: object) -> tuple | None:
         return None  # their indexes merge duplicates themselves
     eid = getattr(event, "event_id", "")
     dev = getattr(event, "device", None)
-    if eid and getattr(event, "source", "") == "amapi":
+    if eid and getattr(event, "source", "") in ("amapi", "dpm"):
         # (device, family, eventId, eventTime): ids come from per-family counters that
         # reset on reboot, so the id alone is not unique (formats doc section 1.3).
-        return ("amapi", dev, amapi_usage_logs.event_family(event), eid, round(event.ts * 1e6))
+        return (event.source, dev, amapi_usage_logs.event_family(event), eid, round(event.ts * 1e6))
     # everything else: identical content (minus where it was read) is the same event
     return tuple(getattr(event, f.name) for f in dc_fields(event) if f.name != "line") + (type(event).__name__,)
 
@@ -222,18 +237,66 @@ def _iter_files(paths: Iterable[str]) -> Iterator[str]:
             yield p
 
 
+class _GunzipReader(io.RawIOBase):
+    """Streaming gunzip that treats a truncated member as the end of data.
+
+    ``gzip.GzipFile`` raises at a cut-off end and drops what it decoded; a
+    rotated log copied while written is cut exactly so. Concatenated members
+    (RFC 1952 section 2.2) are read in turn.
+    """
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._z = zlib.decompressobj(wbits=47)
+        self._buf = b""
+        self.truncated = False
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        while not self._buf and not self._eof:
+            chunk = self._raw.read(1 << 16)
+            if not chunk:
+                self._eof = True
+                self.truncated = self._started and not self._z.eof
+                break
+            self._started = True
+            try:
+                self._buf = self._z.decompress(chunk)
+                while self._z.eof and self._z.unused_data:
+                    rest = self._z.unused_data
+                    self._z = zlib.decompressobj(wbits=47)
+                    self._buf += self._z.decompress(rest)
+            except zlib.error:
+                self._eof = self.truncated = True
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+    _started = False
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
 def _open(path: str) -> BinaryIO:
     raw = open(path, "rb")
     magic = raw.read(2)
     raw.seek(0)
     if magic == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
+        return io.BufferedReader(_GunzipReader(raw))  # type: ignore[return-value]
     return raw
 
 
-def _text(stream: BinaryIO) -> io.TextIOWrapper:
-    # undecodable bytes become U+FFFD: the record then fails validation and is rejected
-    return io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline=None)
+def _text(stream: BinaryIO, encoding: str = "utf-8") -> io.TextIOWrapper:
+    # undecodable bytes become U+FFFD: the record then fails validation and is rejected;
+    # utf-8-sig drops a UTF-8 byte-order mark, utf-16 reads the mark it starts with
+    enc = "utf-8-sig" if encoding == "utf-8" else encoding
+    return io.TextIOWrapper(stream, encoding=enc, errors="replace", newline=None)
 
 
 def load_context(paths: list[str], *, local_tz: tzinfo | None = None) -> ContextSet:
@@ -248,7 +311,7 @@ def load_context(paths: list[str], *, local_tz: tzinfo | None = None) -> Context
         ctx.report.append(rep)
         try:
             _load_file(ctx, path, rep, local_tz)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        except (OSError, EOFError) as exc:
             # a file that cannot be read at all (permissions, truncated gzip): report and go on
             rep["error"] = f"{type(exc).__name__}: {exc}"[:200]
             log.warning("context file %s: %s", path, rep["error"])
@@ -303,6 +366,7 @@ def _load_file(ctx: ContextSet, path: str, rep: dict[str, Any], local_tz: tzinfo
     with _open(path) as stream:
         head = stream.read(HEAD_BYTES)
     fmt, why = detect(head)
+    enc = text_encoding(head)
     rep["format"], rep["recognised_by"] = fmt, why
     if fmt is None:
         rep["warnings"].append(f"not recognised: {why}")
@@ -311,19 +375,21 @@ def _load_file(ctx: ContextSet, path: str, rep: dict[str, Any], local_tz: tzinfo
     with _open(path) as stream:
         if fmt in _JSON_PARSERS:
             parse = _JSON_PARSERS[fmt]
-            _consume(ctx, rep, _json_events(_text(stream), parse))
+            _consume(ctx, rep, _json_events(_text(stream, enc), parse))
         elif fmt == dumpsys_usagestats.FORMAT:
             if local_tz is None:
                 rep["warnings"].append("dumpsys prints device local time without a zone: UTC assumed")
-            _consume(ctx, rep, dumpsys_usagestats.parse_lines(_text(stream), local_tz))
+            _consume(ctx, rep, dumpsys_usagestats.parse_lines(bounded_lines(_text(stream, enc)), local_tz))
+        elif fmt == dpm_logs.FORMAT_NETWORK:
+            _consume(ctx, rep, dpm_logs.parse_lines(bounded_lines(_text(stream, enc))))
         elif fmt == dhcp_leases.DNSMASQ:
-            _consume(ctx, rep, dhcp_leases.parse_dnsmasq(_text(stream)))
+            _consume(ctx, rep, dhcp_leases.parse_dnsmasq(bounded_lines(_text(stream, enc))))
         elif fmt == dhcp_leases.ISC:
-            _consume(ctx, rep, dhcp_leases.parse_isc(_text(stream)))
+            _consume(ctx, rep, dhcp_leases.parse_isc(bounded_lines(_text(stream, enc))))
         elif fmt == dhcp_leases.KEA:
-            _consume(ctx, rep, dhcp_leases.parse_kea(_text(stream)))
+            _consume(ctx, rep, dhcp_leases.parse_kea(bounded_lines(_text(stream, enc))))
         elif fmt == pcapdroid.FORMAT_CSV:
-            _consume(ctx, rep, _tag_source(pcapdroid.parse_csv(_text(stream)), path))
+            _consume(ctx, rep, _tag_source(pcapdroid.parse_csv(bounded_lines(_text(stream, enc))), path))
         elif fmt in (pcapdroid.FORMAT_PCAP, pcapdroid.FORMAT_PCAPNG):
             agg = pcapdroid.Aggregator()
             reader = pcapdroid.parse_pcap if fmt == pcapdroid.FORMAT_PCAP else pcapdroid.parse_pcapng
@@ -332,6 +398,8 @@ def _load_file(ctx: ContextSet, path: str, rep: dict[str, Any], local_tz: tzinfo
             if agg.dropped:
                 rep["warnings"].append(f"{agg.dropped} packets of connections beyond the connection cap")
             _consume(ctx, rep, _tag_source(agg.connections(fmt), path))
+        if getattr(getattr(stream, "raw", None), "truncated", False):
+            rep["warnings"].append("gzip data truncated: read up to the cut")
 
 
 def _tag_source(items: Iterable[object], path: str) -> Iterator[object]:

@@ -12,7 +12,7 @@ what the join and the chains stage query.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Union
 
 __all__ = [
@@ -188,8 +188,11 @@ class InventoryDevice:
     """One device as an MDM inventory describes it.
 
     ``device_id`` is the source's own id (AMAPI ``name``, Intune ``id``, WS1 ``Udid``);
-    ``aliases`` are the other identifiers that name the same device (serial, IMEI,
-    MEID, enterprise-specific id, friendly names). MACs are normalised
+    ``aliases`` are the other *unique* identifiers of the same device (serial, IMEI,
+    MEID, enterprise-specific id, other ids): records sharing one are merged.
+    ``names`` are friendly names (Intune ``deviceName``, WS1 ``DeviceFriendlyName``),
+    which many devices may share: they resolve a device only when unique and
+    never merge records. MACs are normalised
     ``aa:bb:cc:dd:ee:ff``; the inventory MAC is the *factory* Wi-Fi MAC, which is
     on air only when randomisation is off (formats doc section 6.1).
     """
@@ -204,6 +207,7 @@ class InventoryDevice:
     aliases: tuple[str, ...] = ()
     packages: tuple[str, ...] = ()
     line: int = 0
+    names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,11 +282,3 @@ Event = Union[
     AddressBinding,
     PcapdroidConnection,
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Meta:
-    """Non-event information an importer learned about its file (device named in a header, ...)."""
-
-    key: str
-    value: str = field(default="")

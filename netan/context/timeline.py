@@ -26,6 +26,7 @@ from netan.context._util import norm_ip, norm_mac
 from netan.context.model import (
     AddressBinding,
     AppStateEvent,
+    CertEvent,
     ConnectEvent,
     DeviceStateEvent,
     DnsEvent,
@@ -114,6 +115,7 @@ class DeviceTimeline:
         self._screen_events: list[tuple[float, str]] = []
         self._keyguard_events: list[tuple[float, str]] = []
         self._auth: list[DeviceStateEvent] = []
+        self._certs: list[CertEvent] = []
         self._uid_pkgs: dict[int, set[str]] = defaultdict(set)
         self._pkg_uids: dict[str, set[int]] = defaultdict(set)
         self._app_cov: tuple[float, float] | None = None
@@ -127,6 +129,8 @@ class DeviceTimeline:
         self._screen = _Changes()
         self._keyguard = _Changes()
         self._key_ts: list[float] = []
+        self._connect_ts: dict[tuple[str, int], list[float]] = {}
+        self._dns_addr_ts: dict[str, list[float]] = {}
 
     # ---------------------------------------------------------------- building
 
@@ -162,6 +166,8 @@ class DeviceTimeline:
                 self._keyguard_events.append((event.ts, event.value))
             else:
                 self._auth.append(event)
+        elif isinstance(event, CertEvent):
+            self._certs.append(event)
 
     def build(self) -> None:
         """Sort and derive intervals; idempotent."""
@@ -172,8 +178,10 @@ class DeviceTimeline:
         self._procs.sort(key=lambda e: e.ts)
         for lst in self._connects.values():
             lst.sort(key=lambda e: e.ts)
+        self._connect_ts = {k: [e.ts for e in v] for k, v in self._connects.items()}
         for lst in self._dns_by_addr.values():
             lst.sort(key=lambda e: e.ts)
+        self._dns_addr_ts = {k: [e.ts for e in v] for k, v in self._dns_by_addr.items()}
         for lst in self._dns_by_host.values():
             lst.sort(key=lambda e: e.ts)
         self._shutdowns.sort()
@@ -203,7 +211,10 @@ class DeviceTimeline:
             shut_i = 0
             for ev in events:
                 while shut_i < len(self._shutdowns) and self._shutdowns[shut_i] <= ev.ts:
-                    resumed.clear(), visible.clear(), fgs.clear()
+                    # DEVICE_SHUTDOWN ends every activity and service
+                    resumed.clear()
+                    visible.clear()
+                    fgs.clear()
                     changes.add(self._shutdowns[shut_i], "background")
                     fgs_changes.add(self._shutdowns[shut_i], "off")
                     shut_i += 1
@@ -214,7 +225,7 @@ class DeviceTimeline:
                     resumed.add(inst)
                     visible.discard(inst)
                 elif code in (_PAUSED, _END_OF_DAY):
-                    if inst not in seen_inst and not changes_after(changes, cov_start):
+                    if inst not in seen_inst and not _changed_after(changes, cov_start):
                         # first word about this activity is a pause: it was resumed
                         # since before the data began (UsageStats only logs transitions)
                         changes.add(cov_start, "foreground")
@@ -229,7 +240,7 @@ class DeviceTimeline:
                     seen_fgs.add(ev.class_name)
                     fgs.add(ev.class_name)
                 elif code in (_FGS_STOP, _FGS_ROLLOVER):
-                    if ev.class_name not in seen_fgs and not fgs and not changes_after(fgs_changes, cov_start):
+                    if ev.class_name not in seen_fgs and not fgs and not _changed_after(fgs_changes, cov_start):
                         fgs_changes.add(cov_start, "on")
                         if changes.at(cov_start) == "background":
                             changes.add(cov_start, "foreground_service")
@@ -336,6 +347,16 @@ class DeviceTimeline:
         hi = bisect.bisect_right(self._key_ts, self.to_device(t1))
         return [e for e in self._keys[lo:hi] if uids is None or e.uid in uids]
 
+    def cert_events(self, t0: float, t1: float) -> list[CertEvent]:
+        """CA installed/removed and certificate validation failures in [t0, t1] (capture time)."""
+        lo, hi = self.to_device(t0), self.to_device(t1)
+        return sorted((e for e in self._certs if lo <= e.ts <= hi), key=lambda e: e.ts)
+
+    def keyguard_auth_attempts(self, t0: float, t1: float) -> list[DeviceStateEvent]:
+        """KEYGUARD_DISMISS_AUTH_ATTEMPT events (value success/failure) in [t0, t1]."""
+        lo, hi = self.to_device(t0), self.to_device(t1)
+        return sorted((e for e in self._auth if lo <= e.ts <= hi), key=lambda e: e.ts)
+
     def process_starts(self, package: str | None = None) -> list[ProcessStart]:
         self.build()
         return [p for p in self._procs if package is None or package in p.packages]
@@ -344,6 +365,26 @@ class DeviceTimeline:
         """Connect events to one destination, device-clock order."""
         self.build()
         return self._connects.get((dst_ip, dst_port), [])
+
+    def connects_between(self, dst_ip: str, dst_port: int, t0: float, t1: float) -> list[ConnectEvent]:
+        """Connect events to one destination within [t0, t1] capture time."""
+        self.build()
+        times = self._connect_ts.get((dst_ip, dst_port))
+        if not times:
+            return []
+        lo = bisect.bisect_left(times, self.to_device(t0))
+        hi = bisect.bisect_right(times, self.to_device(t1))
+        return self._connects[(dst_ip, dst_port)][lo:hi]
+
+    def dns_for_address_between(self, addr: str, t0: float, t1: float) -> list[DnsEvent]:
+        """DNS events whose answers include ``addr``, within [t0, t1] capture time."""
+        self.build()
+        times = self._dns_addr_ts.get(addr)
+        if not times:
+            return []
+        lo = bisect.bisect_left(times, self.to_device(t0))
+        hi = bisect.bisect_right(times, self.to_device(t1))
+        return self._dns_by_addr[addr][lo:hi]
 
     def connect_keys(self) -> dict[tuple[str, int], list[ConnectEvent]]:
         self.build()
@@ -369,12 +410,13 @@ class DeviceTimeline:
             "app_state_events": sum(len(v) for v in self._app_events.values()),
             "screen_events": len(self._screen_events),
             "keyguard_events": len(self._keyguard_events),
+            "cert_events": len(self._certs),
         }
 
 
-def changes_after(changes: _Changes, start: float) -> bool:
+def _changed_after(changes: _Changes, start: float) -> bool:
     """True when the step function changed after ``start`` (i.e. it has history)."""
-    return any(t > start for t in changes.times)
+    return bool(changes.times) and changes.times[-1] > start  # times are ascending
 
 
 def _widen(cov: tuple[float, float] | None, ts: float) -> tuple[float, float]:
@@ -395,20 +437,30 @@ def _derive_binary(events: list[tuple[float, str]], a: str, b: str, cov: tuple[f
     return out
 
 
+# Build.SERIAL and friends when the real value is withheld
+_PLACEHOLDER_IDS = {"unknown", "null", "none", "n/a", "-", "0", "serial", "000000000000000"}
+
+
 class Inventory:
     """MDM devices merged across sources, with alias and MAC lookups."""
 
     def __init__(self) -> None:
         self.devices: dict[str, dict] = {}
         self._alias: dict[str, str] = {}
+        self._names: dict[str, set[str]] = defaultdict(set)
         self._mac: dict[str, str] = {}
 
     def add(self, dev: InventoryDevice) -> str:
-        """Merge ``dev``; returns the canonical id (first source id seen for that device)."""
+        """Merge ``dev``; returns the canonical id (first source id seen for that device).
+
+        Records merge on unique identifiers only (ids, serial, IMEI, MAC); a
+        placeholder serial such as Android's ``unknown`` is not one.
+        """
         keys = [dev.device_id, *dev.aliases, *(m for m in dev.macs)]
         if dev.serial:
             keys.append(dev.serial)
-        canon = next((self._alias[k.lower()] for k in keys if k and k.lower() in self._alias), None)
+        keys = [k for k in keys if k and k.strip().lower() not in _PLACEHOLDER_IDS and not set(k) <= {"0"}]
+        canon = next((self._alias[k.lower()] for k in keys if k.lower() in self._alias), None)
         if canon is None:
             canon = dev.device_id
             self.devices[canon] = {
@@ -425,19 +477,25 @@ class Inventory:
                 if v not in rec[key]:
                     rec[key].append(v)
         for k in keys:
-            if k:
-                self._alias.setdefault(k.lower(), canon)
+            self._alias.setdefault(k.lower(), canon)
         for m in dev.macs:
             self._mac.setdefault(m, canon)
+        for n in dev.names:
+            self._names[n.strip().lower()].add(canon)
         return canon
 
     def resolve(self, name: str | None) -> str | None:
-        """Canonical id for any identifier the sources use, or None when unknown."""
+        """Canonical id for any identifier the sources use, or None when unknown
+        (a friendly name several devices share is unknown, not guessed)."""
         if not name:
             return None
         hit = self._alias.get(name.lower())
         if hit is None and "/" in name:
             hit = self._alias.get(name.rsplit("/", 1)[-1].lower())
+        if hit is None:
+            owners = self._names.get(name.strip().lower())
+            if owners is not None and len(owners) == 1:
+                hit = next(iter(owners))
         return hit
 
     def by_mac(self, mac: str | None) -> str | None:

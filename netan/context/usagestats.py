@@ -63,31 +63,46 @@ def event_from_code(device: str | None, ts: float, package: str, code: int, clas
     return AppStateEvent(device, ts, package, code, class_name, instance_id, line, source)
 
 
+# Accepted spellings, first match wins: CONTRACT.md's, the formats doc's companion
+# export (section 3), and the obvious snake_case variants of exporters in the wild.
+_TYPE_KEYS = ("eventType", "type", "type_name", "event_type")
+_TS_KEYS = ("timeStamp", "ts", "timestamp", "time_ms")
+_PKG_KEYS = ("package", "packageName", "package_name")
+_DEV_KEYS = ("device", "deviceId", "device_id", "serial")
+
+
+def _first(value: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    for k in keys:
+        if k in value:
+            return value[k]
+    return None
+
+
 def looks_like(value: Any) -> bool:
-    if not isinstance(value, dict):
+    if not isinstance(value, dict) or "usageLogEvents" in value or "tag" in value:
         return False
-    has_type = "eventType" in value or "type" in value or "type_name" in value
-    has_ts = "timeStamp" in value or "ts" in value
-    return has_type and has_ts and "package" in value and "usageLogEvents" not in value
+    return (any(k in value for k in _TYPE_KEYS) and any(k in value for k in _TS_KEYS)
+            and any(k in value for k in _PKG_KEYS))
 
 
 def parse_value(value: Any, line: int) -> Iterator[Any]:
     if not isinstance(value, dict):
         yield Reject(line, "UsageStats line is not a JSON object")
         return
-    raw_type = value.get("eventType", value.get("type", value.get("type_name")))
+    raw_type = _first(value, _TYPE_KEYS)
     etype = resolve_type(raw_type)
     if etype is None:
         yield Reject(line, f"bad eventType {str(raw_type)[:40]!r}")
         return
     try:
-        ts = parse_epoch_ms(value.get("timeStamp", value.get("ts")))
+        ts = parse_epoch_ms(_first(value, _TS_KEYS))
     except TimeError as exc:
         yield Reject(line, f"timeStamp: {exc}")
         return
-    device = value.get("device")
+    device = _first(value, _DEV_KEYS)
     device = device if isinstance(device, str) and device else None
-    package = value.get("package", "")
+    package = _first(value, _PKG_KEYS)
+    package = "" if package is None else package
     if not isinstance(package, str):
         yield Reject(line, "package is not a string")
         return

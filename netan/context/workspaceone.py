@@ -53,7 +53,7 @@ def parse_value(value: Any, line: int) -> Iterator[InventoryDevice | Reject]:
         mac = norm_mac(item.get("MacAddress"))
         imei = str(item.get("Imei") or "")
         serial = str(item.get("SerialNumber") or "")
-        other = [str(item.get(k) or "") for k in ("Udid", "Uuid", "DeviceFriendlyName")]
+        other = [str(item.get(k) or "") for k in ("Udid", "Uuid")]
         id_obj = item.get("Id")
         if isinstance(id_obj, dict) and id_obj.get("Value") is not None:
             other.append(f"ws1:{id_obj['Value']}")
@@ -62,4 +62,5 @@ def parse_value(value: Any, line: int) -> Iterator[InventoryDevice | Reject]:
             device_id=ident, source=FORMAT, serial=serial, imeis=(imei,) if imei else (),
             macs=(mac,) if mac else (), name=str(item.get("DeviceFriendlyName") or ""),
             model=str(item.get("Model") or ""), aliases=tuple(dict.fromkeys(aliases)), line=line,
+            names=(str(item["DeviceFriendlyName"]),) if item.get("DeviceFriendlyName") else (),
         )
