@@ -9,6 +9,7 @@ observation, and the final flows.jsonl. Chains and summary.json come last.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -18,7 +19,10 @@ from typing import Any, Callable, Iterable, Iterator
 
 from netan import SCHEMA, __version__
 from netan.analyzers import AnalyzerSet
+from netan.analyzers.dhcp import bindings_from_sample
 from netan.engine import Engine, merged_packets
+from netan.fastpath import BatchEngine
+from netan.fastpath_read import Chunk
 from netan.flows import FlowConfig
 from netan.problems import InputError, Problems
 from netan.sinks.atomic import atomic_open, dumps, write_json
@@ -64,6 +68,10 @@ class _Stages:
             self.unavailable["crossflow"] = f"{type(e).__name__}: {e}"
         self.join = None
         self.context_report: Any = None
+        #: the join observed every record already (else finish_run does it from the spool,
+        #: after address bindings seen in the capture itself have been added)
+        self.observed = False
+        self.bindings: list = []
         if opts.context:
             from netan.context.loader import load_context
             from netan.join import ContextJoin
@@ -85,9 +93,14 @@ def analyze_captures(paths: list[str], opts: RunOptions,
     started = time.monotonic()
     problems = Problems()
     result = RunResult(opts.out_dir, problems=problems)
-    engine = Engine(opts.flow, problems)
+    # NETAN_ENGINE=packet selects the per-packet engine (the fast path's reference; see netan.fastpath).
+    batch = os.environ.get("NETAN_ENGINE", "batch") != "packet"
+    engine = BatchEngine(opts.flow, problems) if batch else Engine(opts.flow, problems)
     infos: list[CaptureInfo] = []
     analyzers = AnalyzerSet()
+    droid = pcapdroid_inputs(paths)
+    if droid:  # a PCAPdroid capture names the app of every packet: use it as context too
+        opts = dataclasses.replace(opts, context=tuple(opts.context) + tuple(droid))
     stages = _Stages(opts, problems)
     os.makedirs(opts.out_dir, exist_ok=True)
     spool_path = os.path.join(opts.out_dir, ".flows.spool.jsonl")
@@ -99,22 +112,33 @@ def analyze_captures(paths: list[str], opts: RunOptions,
                 analyzers.run(sample, record)
                 if stages.crossflow is not None:
                     stages.crossflow.observe(record, sample)
-                if stages.join is not None:
-                    stages.join.observe(record)
+                if record["proto"] == "udp" and {record["src_port"], record["dst_port"]} & {67, 68}:
+                    stages.bindings.extend(bindings_from_sample(sample))
                 spool.write(dumps(record))
                 spool.write("\n")
                 result.flows += 1
 
         nbytes = 0
-        for n, raw in enumerate(merged_packets(paths, problems, infos, result.unreadable)):
-            engine.feed(raw)
-            if engine.table.finished:
+        if isinstance(engine, BatchEngine):
+            def chunk_done(chunk: Chunk) -> None:
+                nonlocal nbytes
                 drain()
-            if progress is not None:
-                nbytes += len(raw.data)
-                if n % 8192 == 0:
-                    progress({"packets": n, "flows": result.flows, "bytes": nbytes, "files": len(paths),
-                              "file_index": len(infos)})
+                if progress is not None:
+                    nbytes += int(chunk.caplen.sum())
+                    progress({"packets": engine.summary()["packets"], "flows": result.flows, "bytes": nbytes,
+                              "files": len(paths), "file_index": len(infos)})
+
+            engine.run(paths, infos, result.unreadable, chunk_done)
+        else:
+            for n, raw in enumerate(merged_packets(paths, problems, infos, result.unreadable)):
+                engine.feed(raw)
+                if engine.table.finished:
+                    drain()
+                if progress is not None:
+                    nbytes += len(raw.data)
+                    if n % 8192 == 0:
+                        progress({"packets": n, "flows": result.flows, "bytes": nbytes, "files": len(paths),
+                                  "file_index": len(infos)})
         engine.finish()
         drain()
         if progress is not None:
@@ -135,6 +159,7 @@ def analyze_zeek_logs(paths: list[str], opts: RunOptions, zeek_json: bool = Fals
     result = RunResult(opts.out_dir, problems=problems)
     stages = _Stages(opts, problems)
     stages.crossflow = None  # it needs payload samples, which Zeek logs do not carry
+    stages.observed = True
     os.makedirs(opts.out_dir, exist_ok=True)
     spool_path = os.path.join(opts.out_dir, ".flows.spool.jsonl")
     t0 = time.monotonic()
@@ -156,6 +181,24 @@ def analyze_zeek_logs(paths: list[str], opts: RunOptions, zeek_json: bool = Fals
     return result
 
 
+def pcapdroid_inputs(paths: list[str]) -> list[str]:
+    """The captures whose frames carry PCAPdroid's trailer or its pcapng blocks."""
+    from netan.context import pcapdroid
+    from netan.sources.pcap import open_capture
+
+    found = []
+    for path in paths:
+        try:
+            fh, kind = open_capture(path)
+        except InputError:
+            continue  # reported when the capture itself is read
+        with fh:
+            head = fh.read(1 << 20)
+        if (kind == "pcap" and pcapdroid.sniff_pcap(head)) or (kind == "pcapng" and pcapdroid.sniff_pcapng(head)):
+            found.append(path)
+    return found
+
+
 def _capture_info(info: CaptureInfo) -> dict[str, Any]:
     return {"path": info.path, "format": info.format, "packets": info.packets, "bytes": info.bytes,
             "linktypes": sorted(info.linktypes or ()), "first_ts": info.first_ts, "last_ts": info.last_ts}
@@ -171,6 +214,11 @@ def finish_run(spool_path: str, opts: RunOptions, stages: _Stages, result: RunRe
                sources: dict[str, Any], started: float, timings: dict[str, float]) -> None:
     """Pass 2 and the outputs; shared by every mode that produces flow records."""
     t0 = time.monotonic()
+    if stages.join is not None and not stages.observed:
+        if stages.bindings:
+            stages.join.ctx.add_bindings([(b.ts, b.mac, b.ip, b.hostname) for b in stages.bindings])
+        for record in _read_spool(spool_path):
+            stages.join.observe(record)
     skew = stages.join.estimate_skew() if stages.join is not None else {}
     flows_path = os.path.join(opts.out_dir, "flows.jsonl")
     with atomic_open(flows_path) as out:
