@@ -226,6 +226,11 @@ def _dedup_key(event: object) -> tuple | None:
     return tuple(getattr(event, f.name) for f in dc_fields(event) if f.name != "line") + (type(event).__name__,)
 
 
+def _is_documentation(path: str) -> bool:
+    name = os.path.basename(path).lower()
+    return name.startswith("readme") or name.endswith((".md", ".rst"))
+
+
 def _iter_files(paths: Iterable[str]) -> Iterator[str]:
     for p in paths:
         if os.path.isdir(p):
@@ -306,9 +311,16 @@ def load_context(paths: list[str], *, local_tz: tzinfo | None = None) -> Context
     one (dumpsys usagestats); None means UTC, and the report says it was assumed.
     """
     ctx = ContextSet()
+    explicit = {os.path.abspath(p) for p in paths if not os.path.isdir(p)}
     for path in _iter_files(paths):
         rep = _new_report(path)
         ctx.report.append(rep)
+        if os.path.abspath(path) not in explicit and _is_documentation(path):
+            # a README beside the logs of a directory: said in the report, not warned about
+            rep["format"] = "documentation"
+            rep["note"] = "skipped: documentation file in a context directory"
+            _finalise_report(rep)
+            continue
         try:
             _load_file(ctx, path, rep, local_tz)
         except (OSError, EOFError) as exc:
