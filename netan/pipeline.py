@@ -232,6 +232,11 @@ def finish_run(spool_path: str, opts: RunOptions, stages: _Stages, result: RunRe
             out.write(dumps(record))
             out.write("\n")
     os.unlink(spool_path)
+    if stages.join is not None:
+        from netan.sinks.timelines import apps_by_device, export_timelines
+
+        apps, span = apps_by_device(iter_records(flows_path))
+        export_timelines(os.path.join(opts.out_dir, "timelines.json"), stages.join, apps, span)
     timings["join_and_write_s"] = time.monotonic() - t0
     chains: list[dict] = []
     if stages.chains is not None:

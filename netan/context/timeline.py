@@ -319,6 +319,20 @@ class DeviceTimeline:
         i = bisect.bisect_right(times, self.to_device(t)) - 1
         return self.to_capture(times[i]) if i >= 0 else None
 
+    def interactions(self, package: str) -> list[float]:
+        """Capture times of the package's user interactions (resumed, interaction, shortcut, chooser)."""
+        self.build()
+        return [self.to_capture(ts) for ts in self._interactions.get(package, [])]
+
+    def screen_changes(self) -> list[tuple[float, str]]:
+        """(capture time, interactive | non_interactive) at each change."""
+        self.build()
+        return [(self.to_capture(t), v) for t, v in zip(self._screen.times, self._screen.values)]
+
+    def keyguard_changes(self) -> list[tuple[float, str]]:
+        self.build()
+        return [(self.to_capture(t), v) for t, v in zip(self._keyguard.times, self._keyguard.values)]
+
     def screen_state(self, t: float) -> str:
         """interactive | non_interactive | unknown."""
         self.build()

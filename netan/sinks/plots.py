@@ -76,31 +76,38 @@ def device_timeline(device: dict[str, Any], flows: list[dict[str, Any]], chain_f
     rows = {a: i for i, a in enumerate(apps)}
     unknown_row = len(apps)
     fig, ax = plt.subplots(figsize=(9, 0.45 * (len(apps) + 1) + 1.0))
+    starts = [r["ts"] for r in flows] + [iv[0] for ivs in device.get("apps", {}).values() for iv in ivs]
+    t0 = min(starts) if starts else 0.0  # plot seconds since the first event: readable ticks
     for app, intervals in device.get("apps", {}).items():
         y = rows[app]
         for start, end, state in intervals:
-            ax.broken_barh([(start, max(end - start, 0.01))], (y - 0.4, 0.8),
+            ax.broken_barh([(start - t0, max(end - start, 0.01))], (y - 0.4, 0.8),
                            color=STATE_COLOURS.get(state, "#eee"), zorder=1)
     for app, times in device.get("interactions", {}).items():
         if app in rows:
-            ax.scatter(times, [rows[app] + 0.3] * len(times), marker="|", color="#1e8449", s=60, zorder=3)
-    for k in device.get("keys", []):
-        for app in k.get("packages") or []:
-            if app in rows:
-                ax.scatter([k["ts"]], [rows[app]], marker="^", color="#6c3483", s=50, zorder=4)
+            ax.scatter([t - t0 for t in times], [rows[app] + 0.3] * len(times), marker="|", color="#1e8449", s=60,
+                       zorder=3)
     for r in flows:
         y = rows.get(r.get("app"), unknown_row)
         size = 10 + 60 * math.log10(1 + r.get("bytes_out", 0)) / 6
         cls = ((r.get("payload") or {}).get("out") or {}).get("class", "unknown")
         edge = "#000" if r["flow_id"] in chain_flows else "none"
-        ax.scatter([r["ts"]], [y], s=size, color=CLASS_COLOURS.get(cls, "#999"), edgecolors=edge, linewidths=1.2,
-                   zorder=5)
+        ax.scatter([r["ts"] - t0], [y], s=size, color=CLASS_COLOURS.get(cls, "#999"), edgecolors=edge,
+                   linewidths=1.2, zorder=5)
+    for k in device.get("keys", []):
+        for app in k.get("packages") or []:
+            if app in rows:
+                ax.scatter([k["ts"] - t0], [rows[app] + 0.25], marker="^", color="#6c3483", s=60, zorder=6)
     for t, state in device.get("screen", []):
         if state == "non_interactive":
-            ax.axvline(t, color="#34495e", linestyle=":", linewidth=0.8)
+            ax.axvline(t - t0, color="#34495e", linestyle=":", linewidth=0.8)
     labels = [a if len(a) <= 40 else a[:37] + "..." for a in apps] + ["(no app)"]
     ax.set_yticks(range(len(labels)))
     ax.set_yticklabels(labels)
-    ax.set_xlabel("capture time (epoch s); bars: app state; ticks: user interaction; triangles: key events; "
-                  "dots: egress flows (black ring: in a chain)")
+    from datetime import datetime, timezone
+
+    start = datetime.fromtimestamp(t0, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if starts else "?"
+    ax.set_xlabel(f"seconds since {start} (capture clock); bars: app state (green foreground, grey background, "
+                  "amber foreground service);\nticks: user interaction; triangles: key events; dots: flows "
+                  "(colour: payload class, black ring: in a chain); dotted: screen off")
     return _svg(fig)

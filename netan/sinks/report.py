@@ -72,7 +72,7 @@ def write_report(out_dir: str, path: str | None = None) -> str:
     timelines = []
     for name, dev in sorted(timelines_doc.get("devices", {}).items()):
         dev_flows = [r for r in flows if r.get("device") == name]
-        timelines.append({"name": name, "skew": dev.get("skew", "not estimated"),
+        timelines.append({"name": name, "skew": _skew_text(dev.get("skew")),
                           "svg": plots.device_timeline(dev, dev_flows, chain_flows)})
     env = Environment(loader=PackageLoader("netan.sinks", "templates"), autoescape=select_autoescape(["html", "j2"]))
     skipped = summary.get("skipped", {})
@@ -91,6 +91,14 @@ def write_report(out_dir: str, path: str | None = None) -> str:
     with atomic_open(target) as fh:
         fh.write(html)
     return target
+
+
+def _skew_text(skew: Any) -> str:
+    if not isinstance(skew, dict) or not isinstance(skew.get("offset_s"), (int, float)):
+        return "not estimated"
+    spread = skew.get("spread_s")
+    spread_txt = f", spread {spread * 1000:.1f} ms" if isinstance(spread, (int, float)) else ""
+    return f"{skew['offset_s']:+.3f} s{spread_txt}, from {skew.get('matches', 0)} matched connections ({skew.get('status')})"
 
 
 def _num(v: Any) -> str:
