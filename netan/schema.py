@@ -53,6 +53,14 @@ FLOW_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("dns", "object|null", "DNS queries and answers"),
     ("ssh", "object|null", "SSH banners and key exchange algorithms"),
     ("zeek_uid", "str|null", "Zeek's connection uid when the flow came from Zeek logs"),
+    ("conn_state", "str|null", "Zeek's conn_state (Zeek input)"),
+    ("history", "str|null", "Zeek's connection history letters (Zeek input)"),
+    ("missed_bytes", "int|null", "bytes Zeek saw missing from the stream (Zeek input)"),
+    ("zeek_logs", "list[str]", "which Zeek logs contributed to the record"),
+    ("not_observable", "list[str]", "record parts the input cannot show (Zeek: payload, framing)"),
+    ("app_uid", "int|null", "Android uid of the app, when context names it"),
+    ("attribution_detail", "str|null", "how the app was found, in words"),
+    ("context_version", "str|null", "live mode: the version of context the record was joined with"),
 )
 
 

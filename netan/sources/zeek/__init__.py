@@ -5,11 +5,15 @@ Contract: ``read_zeek(paths, problems)`` yields flow records built like
 ``conn_state``, ``history``, ``missed_bytes``, ``dst_name``, ``http``,
 ``zeek_logs``, ``not_observable``) from TSV or JSON logs, plain or gzip'd,
 found by content in files and directories.  Bad input is reported to the
-``Problems`` collector and skipped, never raised.  See docs/zeek.md.
+``Problems`` collector and skipped, never raised.  ``parallel=`` (keyword)
+forces or forbids parsing a big conn.log in a child process (default: when
+a core is idle).  See docs/zeek.md.
 
 Modules: ``tsv`` (ASCII format), ``jsonlog`` (JSON format), ``discover``
 (finding and recognising logs), ``convert`` (the uid join and record
-building), ``reader`` (the pipeline).  Nothing happens at import.
+building), ``reader`` (the pipeline), ``worker`` (the optional child process
+that parses a big conn.log while the parent builds records).  Nothing
+happens at import.
 """
 from __future__ import annotations
 

@@ -22,13 +22,15 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from netan.problems import Problems
+from netan.sources.zeek.tsv import TsvHeader
 
-__all__ = ["LogFile", "KINDS", "discover", "open_lines", "kind_from_fields"]
+__all__ = ["LogFile", "KINDS", "GZIP_ERRORS", "MAX_LINE", "discover", "open_lines", "open_text", "kind_from_fields",
+           "skip_rest_of_line"]
 
 log = logging.getLogger(__name__)
 
 #: The log kinds netan reads, in the order the reader loads them (conn last).
-KINDS = ("x509", "ssl", "dns", "http", "files", "conn")
+KINDS = ("x509", "ssl", "dns", "http", "files", "quic", "conn")
 
 _GZIP_MAGIC = b"\x1f\x8b"
 #: How much of a file the sniffer reads to find a TSV header or a first JSON object.
@@ -57,6 +59,8 @@ def kind_from_fields(fields: set[str] | frozenset[str]) -> str | None:
         return "http"
     if "fuid" in fields and ("seen_bytes" in fields or "mime_type" in fields or "source" in fields):
         return "files"
+    if "client_initial_dcid" in fields or ("server_scid" in fields and "version" in fields):
+        return "quic"
     return None
 
 
@@ -75,23 +79,59 @@ def _is_gzip(path: str) -> bool:
         return fh.read(2) == _GZIP_MAGIC
 
 
-def open_lines(path: str, gzipped: bool, problems: Problems | None) -> Iterator[str]:
-    """The lines of a (gzip'd) text file; bytes that are not UTF-8 become ``\\xNN`` text.
+#: What reading a damaged gzip stream raises: gzip.BadGzipFile (an OSError),
+#: EOFError for a truncated stream, zlib.error for bad deflate data.
+GZIP_ERRORS = (OSError, EOFError, zlib.error)
+
+
+#: Longest line read whole (1 MiB of text); Zeek's lines are far shorter, and a
+#: file without newlines must not be read into memory at once.
+MAX_LINE = 1 << 20
+
+
+def skip_rest_of_line(readline) -> None:  # type: ignore[no-untyped-def]
+    """Consume the rest of an over-long line, MAX_LINE characters at a time."""
+    while True:
+        chunk = readline(MAX_LINE)
+        if not chunk or chunk[-1] == "\n":
+            return
+
+
+def open_text(path: str, gzipped: bool) -> io.TextIOWrapper:
+    """A (gzip'd) log as text; bytes that are not UTF-8 become ``\\xNN`` text.
 
     ``backslashreplace`` turns a stray byte into exactly the escape Zeek would
-    have written for it, so no line is lost to a decoding error.  A corrupt or
-    truncated gzip stream ends the file with a reported problem.
+    have written for it, so no line is lost to a decoding error; ``newline``
+    is ``\\n`` so a ``\\r`` inside a value never splits a line.
     """
     raw = gzip.open(path, "rb") if gzipped else open(path, "rb")
-    text = io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", newline="\n")
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", newline="\n")
+
+
+def open_lines(path: str, gzipped: bool, problems: Problems | None) -> Iterator[str]:
+    """The lines of a log (see ``open_text``); a corrupt gzip stream ends it with a reported problem."""
     n = 0
     try:
+        text = open_text(path, gzipped)
+    except OSError as e:
+        if problems is not None:
+            problems.skip(path, "file", f"unreadable: {e.strerror or e}")
+        return
+    try:
         with text:
-            for line in text:
+            readline = text.readline
+            while True:
+                line = readline(MAX_LINE)
+                if not line:
+                    return
                 n += 1
+                if len(line) == MAX_LINE and line[-1] != "\n":
+                    skip_rest_of_line(readline)
+                    if problems is not None:
+                        problems.skip(path, f"line {n}", "line_too_long")
+                    continue
                 yield line
-    except (OSError, EOFError, zlib.error) as e:
-        # gzip.BadGzipFile is an OSError; a truncated stream raises EOFError.
+    except GZIP_ERRORS as e:
         if problems is not None:
             problems.skip(path, f"line {n + 1}", "gzip_corrupt")
         log.debug("%s: gzip stream ends at line %d: %s", path, n + 1, e)
@@ -130,8 +170,6 @@ def _sniff(path: str, problems: Problems) -> LogFile | None:
         problems.skip(path, "file", "not_a_zeek_log")
         return None
     if first.startswith("#") or "\t" in first:
-        from netan.sources.zeek.tsv import TsvHeader
-
         header = TsvHeader()
         for line in head:
             if not line.startswith("#"):

@@ -12,17 +12,30 @@ set to None; nothing raises for bad input.
 from __future__ import annotations
 
 import logging
+import os
+import struct
 from typing import Any, Callable, Iterator
 
 from netan.problems import Problems
 from netan.sources.zeek.convert import CONN_FIELDS, SIDE_FIELDS, Joiner, normalise
-from netan.sources.zeek.discover import LogFile, discover, open_lines
-from netan.sources.zeek.jsonlog import json_time, read_json
-from netan.sources.zeek.tsv import TsvHeader, decode_lenient, decoder, read_tsv, unescape
+from netan.sources.zeek.discover import (
+    GZIP_ERRORS,
+    MAX_LINE,
+    LogFile,
+    discover,
+    open_lines,
+    open_text,
+    skip_rest_of_line,
+)
+from netan.sources.zeek.jsonlog import json_interval, json_time, read_json
+from netan.sources.zeek.tsv import TsvHeader, decode_lenient, decoder, header_line, read_tsv, unescape
 
-__all__ = ["read_zeek", "iter_side_records", "iter_conn_tuples"]
+__all__ = ["read_zeek", "iter_side_records", "iter_conn", "iter_conn_tuples", "conn_lines"]
 
 log = logging.getLogger(__name__)
+
+#: Builds what a conn line becomes (a flow record, or the tuple itself in tests).
+Make = Callable[[tuple[Any, ...]], Any]
 
 _CONN_NAMES = tuple(name for name, _ in CONN_FIELDS)
 _CONN_KINDS = tuple(kind for _, kind in CONN_FIELDS)
@@ -30,9 +43,16 @@ _CONN_INT = tuple(i for i, k in enumerate(_CONN_KINDS) if k == "int")
 _CONN_STR = tuple(i for i, k in enumerate(_CONN_KINDS) if k == "str")
 
 
-def read_zeek(paths: list[str], problems: Problems) -> Iterator[dict[str, Any]]:
-    """Flow records from the Zeek logs in ``paths`` (files or directories)."""
-    files = discover(list(paths), problems)
+def read_zeek(paths: list[str], problems: Problems, *, parallel: bool | None = None) -> Iterator[dict[str, Any]]:
+    """Flow records from the Zeek logs in ``paths`` (files or directories).
+
+    ``parallel``: parse each conn.log in a child process while this one builds
+    records (True), never (False), or when the file is big and a core is idle
+    (None, the default).  The records and problems are the same either way.
+    """
+    if isinstance(paths, (str, bytes)):  # one path given bare: not a list of characters
+        paths = [paths]  # type: ignore[list-item]
+    files = discover([str(p) for p in paths], problems)
     joiner = Joiner()
     conn_files: list[LogFile] = []
     for lf in files:
@@ -44,21 +64,15 @@ def read_zeek(paths: list[str], problems: Problems) -> Iterator[dict[str, Any]]:
             joiner.add(lf.kind, rec)
             n += 1
         log.info("%s: %d %s records (%s)", lf.path, n, lf.kind, lf.fmt)
+    joiner.start_conn()
     for lf in conn_files:
-        n = 0
-        for where, c in iter_conn_tuples(lf, problems):
-            try:
-                flow = joiner.conn_flow(c)
-            except (OSError, ValueError, TypeError) as e:
-                # An address that is not an address, a port that is not a number
-                # in an untyped log: the line cannot be a flow.
-                log.debug("%s %s: %s", lf.path, where, e)
-                problems.skip(lf.path, where, "conn_bad_record")
-                continue
-            n += 1
-            yield flow
-        log.info("%s: %d conn records (%s)", lf.path, n, lf.fmt)
+        before = joiner.conn_count
+        yield from iter_conn(lf, problems, joiner.conn_flow, parallel)  # delegation: no Python frame per record
+        log.info("%s: %d conn records (%s)", lf.path, joiner.conn_count - before, lf.fmt)
     yield from joiner.leftover_flows()
+    # Side-log records that could not become or join a flow, counted in the join.
+    for reason in ("side_without_uid", "side_without_ts_or_id", "side_bad_id", "dns_names_dropped"):
+        problems.skip("(zeek join)", "ssl/dns/http records", reason, joiner.counts[reason])
     log.info("zeek join: %s", joiner.counts)
 
 
@@ -103,45 +117,154 @@ def iter_side_records(lf: LogFile, problems: Problems) -> Iterator[dict[str, Any
 # ------------------------------------------------------------------ conn.log
 
 
-def iter_conn_tuples(lf: LogFile, problems: Problems) -> Iterator[tuple[str, tuple[Any, ...]]]:
-    """``(where, tuple ordered as CONN_FIELDS)`` per usable conn.log line."""
-    lines = open_lines(lf.path, lf.gzipped, problems)
+#: What the conn.log loops catch around ``make``: an address that is not an
+#: address, a port out of range -- the line cannot be a flow.
+_BAD_RECORD = (OSError, ValueError, TypeError, struct.error)
+
+
+def _tuple(c: tuple[Any, ...]) -> tuple[Any, ...]:
+    return c
+
+
+def iter_conn_tuples(lf: LogFile, problems: Problems) -> Iterator[tuple[Any, ...]]:
+    """One tuple ordered as ``CONN_FIELDS`` per usable conn.log line."""
+    return iter_conn(lf, problems, _tuple, parallel=False)
+
+
+def iter_conn(lf: LogFile, problems: Problems, make: Make, parallel: bool | None = None) -> Iterator[Any]:
+    """``make(tuple ordered as CONN_FIELDS)`` per usable conn.log line.
+
+    ``parallel`` (default: decided by ``_worth_parallel``) parses the file in
+    a second process while this one builds records; the output, its order and
+    the problems reported are the same either way.
+    """
+    if parallel is None:
+        parallel = _worth_parallel(lf)
+    if parallel:
+        return _conn_parallel(lf, problems, make)
+    return conn_lines(lf, problems, make)
+
+
+def conn_lines(lf: LogFile, problems: Problems, make: Make | None) -> Iterator[Any]:
+    """``make(tuple)`` per usable line in this process; ``make=None`` yields ``(line number, tuple)``."""
     if lf.fmt == "json":
-        yield from _conn_json(lines, lf.path, problems)
-    else:
-        yield from _conn_tsv(lines, lf.path, problems)
+        return _conn_json(open_lines(lf.path, lf.gzipped, problems), lf.path, problems, make)
+    return _conn_tsv(lf, problems, make)
+
+
+# ---- the two-process path: parse in a child, build records here.
+#
+# Per conn line, parsing (read, split, convert columns) and building the
+# record (Community ID, the 31-key dict) cost about the same, so on two free
+# cores handing parsed tuples over (pickled in batches, ~1 us per line to
+# unpickle) is faster end to end.  Only worth it for big files: the child
+# costs ~0.2 s to start.  See netan.sources.zeek.worker.
+
+#: Files at least this large (bytes on disk; gzip'd ones a quarter of it) use a child.
+PARALLEL_MIN_BYTES = 48 << 20
+
+
+def _worth_parallel(lf: LogFile) -> bool:
+    """A big file and a core to spare: on a busy machine the child only adds work."""
+    cpus = os.cpu_count() or 1
+    if cpus < 2:
+        return False
+    try:
+        size = os.path.getsize(lf.path)
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float(cpus)
+    except OSError:
+        return False
+    return size >= (PARALLEL_MIN_BYTES // 4 if lf.gzipped else PARALLEL_MIN_BYTES) and load <= cpus - 1
+
+
+def _conn_parallel(lf: LogFile, problems: Problems, make: Make) -> Iterator[Any]:
+    from netan.sources.zeek.worker import stream_conn
+
+    batches = stream_conn(lf.path, lf.kind, lf.fmt, lf.gzipped, problems)
+    if batches is None:  # no child process to be had: do it here
+        yield from conn_lines(lf, problems, make)
+        return
+    for linenos, tuples in batches:
+        for lineno, c in zip(linenos, tuples):
+            try:
+                out = make(c)
+            except _BAD_RECORD as e:
+                log.debug("%s line %d: %s", lf.path, lineno, e)
+                problems.skip(lf.path, f"line {lineno}", "conn_bad_record")
+                continue
+            yield out
 
 
 def _usable(c: tuple[Any, ...] | list[Any]) -> bool:
     return c[0] is not None and bool(c[2]) and bool(c[4])
 
 
-def _conn_json(lines: Any, path: str, problems: Problems) -> Iterator[tuple[str, tuple[Any, ...]]]:
+def _conn_json(lines: Any, path: str, problems: Problems, make: Make | None) -> Iterator[Any]:
+    # Written out field by field: this is the per-line path of JSON conn logs.
     for lineno, obj in read_json(lines, path, problems):
         g = obj.get
-        vals = [g(n) for n in _CONN_NAMES]
+        op, rp, ob, rb, missed, opk, rpk, ipp = (g("id.orig_p"), g("id.resp_p"), g("orig_bytes"), g("resp_bytes"),
+                                                 g("missed_bytes"), g("orig_pkts"), g("resp_pkts"), g("ip_proto"))
+        uid, oh, rh, proto, svc, st, hist, mac, cid = (g("uid"), g("id.orig_h"), g("id.resp_h"), g("proto"),
+                                                       g("service"), g("conn_state"), g("history"),
+                                                       g("orig_l2_addr"), g("community_id"))
         try:
-            vals[0] = json_time(vals[0])
-            if vals[8] is not None:
-                vals[8] = round(float(vals[8]), 6)
+            ts = json_time(g("ts"))
+            dur = g("duration")
+            if dur is not None:
+                dur = json_interval(dur)
+            ok = (type(op) is int and type(rp) is int
+                  and (ob is None or type(ob) is int) and (rb is None or type(rb) is int)
+                  and (missed is None or type(missed) is int) and (opk is None or type(opk) is int)
+                  and (rpk is None or type(rpk) is int) and (ipp is None or type(ipp) is int)
+                  and type(uid) is str and type(oh) is str and type(rh) is str
+                  and (proto is None or type(proto) is str) and (svc is None or type(svc) is str)
+                  and (st is None or type(st) is str) and (hist is None or type(hist) is str)
+                  and (mac is None or type(mac) is str) and (cid is None or type(cid) is str))
         except (ValueError, TypeError):
-            vals = _conn_json_lenient(obj, path, lineno, problems)
-        for i in _CONN_INT:
-            v = vals[i]
-            if v is not None and type(v) is not int:
-                try:
-                    vals[i] = normalise("int", v)
-                except (ValueError, TypeError):
-                    problems.skip(path, f"line {lineno} field {_CONN_NAMES[i]}", "bad_value")
-                    vals[i] = None
-        for i in _CONN_STR:
-            v = vals[i]
-            if v is not None and type(v) is not str:
-                vals[i] = normalise("str", v)
-        if not _usable(vals):
+            ok = False
+        if ok:
+            c: tuple[Any, ...] = (ts, uid, oh, op, rh, rp, proto, svc, dur, ob, rb, st, missed, hist, opk, rpk,
+                                  mac, cid, ipp)
+        else:
+            c = _conn_json_slow(obj, path, lineno, problems)
+        if not _usable(c):
             problems.skip(path, f"line {lineno}", "conn_missing_ts_or_id")
             continue
-        yield f"line {lineno}", tuple(vals)
+        if make is None:
+            yield lineno, c
+            continue
+        try:
+            out = make(c)
+        except _BAD_RECORD as e:
+            log.debug("%s line %d: %s", path, lineno, e)
+            problems.skip(path, f"line {lineno}", "conn_bad_record")
+            continue
+        yield out
+
+
+def _conn_json_slow(obj: dict[str, Any], path: str, lineno: int, problems: Problems) -> tuple[Any, ...]:
+    """A JSON conn record with unusual spellings (strings for numbers, ...) or bad values."""
+    vals = [obj.get(n) for n in _CONN_NAMES]
+    try:
+        vals[0] = json_time(vals[0])
+        if vals[8] is not None:
+            vals[8] = json_interval(vals[8])
+    except (ValueError, TypeError):
+        vals = _conn_json_lenient(obj, path, lineno, problems)
+    for i in _CONN_INT:
+        v = vals[i]
+        if v is not None and type(v) is not int:
+            try:
+                vals[i] = normalise("int", v)
+            except (ValueError, TypeError):
+                problems.skip(path, f"line {lineno} field {_CONN_NAMES[i]}", "bad_value")
+                vals[i] = None
+    for i in _CONN_STR:
+        v = vals[i]
+        if v is not None and type(v) is not str:
+            vals[i] = normalise("str", v)
+    return tuple(vals)
 
 
 def _conn_json_lenient(obj: dict[str, Any], path: str, lineno: int, problems: Problems) -> list[Any]:
@@ -171,6 +294,8 @@ def _tsv_conn_extractor(header: TsvHeader) -> Callable[[list[str]], tuple[Any, .
     U = header.unset_field
 
     def extract(p: list[str]) -> tuple[Any, ...]:
+        # Ports, packet counts, missed_bytes and ip_proto are always set by
+        # Zeek; were one "-", int() raises and the lenient path takes the line.
         p.append(U)
         svc = p[isvc]
         if svc == U:
@@ -178,35 +303,34 @@ def _tsv_conn_extractor(header: TsvHeader) -> Callable[[list[str]], tuple[Any, .
         elif "\\" in svc:
             svc = unescape(svc)
         v = p[idur]
-        dur = float(v) if v != U else None
+        if v != U:
+            dur = float(v)
+            if dur - dur != 0.0:
+                raise ValueError("non-finite duration")  # the lenient path reports it
+        else:
+            dur = None
         v = p[iob]
         ob = int(v) if v != U else None
         v = p[irb]
         rb = int(v) if v != U else None
-        v = p[imiss]
-        missed = int(v) if v != U else None
-        v = p[iopk]
-        opk = int(v) if v != U else None
-        v = p[irpk]
-        rpk = int(v) if v != U else None
         v = p[iipp]
         ipp = int(v) if v != U else None
-        v = p[iop]
-        op = int(v) if v != U else None
-        v = p[irp]
-        rp = int(v) if v != U else None
+        v = p[imiss]
+        missed = int(v) if v != U else None
         st = p[ist]
         hist = p[ihist]
         mac = p[imac]
         cid = p[icid]
+        proto = p[iproto]
+        uid = p[iuid]
         return (
             float(p[its]),
-            p[iuid] if p[iuid] != U else None,
+            uid if uid != U else None,
             p[ioh],
-            op,
+            int(p[iop]) if iop != miss else None,
             p[irh],
-            rp,
-            p[iproto] if p[iproto] != U else None,
+            int(p[irp]) if irp != miss else None,
+            proto if proto != U else None,
             svc,
             dur,
             ob,
@@ -214,8 +338,8 @@ def _tsv_conn_extractor(header: TsvHeader) -> Callable[[list[str]], tuple[Any, .
             st if st != U else None,
             missed,
             hist if hist != U else None,
-            opk,
-            rpk,
+            int(p[iopk]) if iopk != miss else None,
+            int(p[irpk]) if irpk != miss else None,
             mac if mac != U else None,
             cid if cid != U else None,
             ipp,
@@ -224,38 +348,92 @@ def _tsv_conn_extractor(header: TsvHeader) -> Callable[[list[str]], tuple[Any, .
     return extract
 
 
-def _conn_tsv(lines: Any, path: str, problems: Problems) -> Iterator[tuple[str, tuple[Any, ...]]]:
-    header: TsvHeader | None = None
+def _conn_tsv(lf: LogFile, problems: Problems, make: Make | None) -> Iterator[Any]:
+    """read_tsv's loop, specialised: this is the hot path (one pass per conn.log line).
+
+    It iterates the text file itself (no generator in between) and strips the
+    newline from the last column only, instead of copying every line.
+    """
+    path = lf.path
+    header = TsvHeader()
     extract: Callable[[list[str]], tuple[Any, ...]] | None = None
     lenient: Any = None
-    U = "-"
-    for h, lineno, parts in read_tsv(lines, path, problems):
-        if h is not header:
-            header = h
-            U = h.unset_field
-            extract = _tsv_conn_extractor(h) if h.types else None
-            lenient = decoder(h, _CONN_NAMES)
+    sep, U, nfields = header.separator, header.unset_field, 0
+    lineno = 0
+    try:
+        text = open_text(path, lf.gzipped)
+    except OSError as e:
+        problems.skip(path, "file", f"unreadable: {e.strerror or e}")
+        return
+    with text:
+        readline = text.readline
         try:
-            if extract is None:
-                raise ValueError("untyped header")
-            c = extract(parts)
-        except ValueError:
-            del parts[len(h.fields):]
-            rec = decode_lenient(lenient, parts, path, f"line {lineno}", problems)
-            vals = []
-            for name, kind in CONN_FIELDS:
-                v = rec.get(name)
-                if isinstance(v, str) and kind != "str":
-                    try:
-                        v = normalise(kind, v)
-                    except (ValueError, TypeError):
-                        problems.skip(path, f"line {lineno} field {name}", "bad_value")
-                        v = None
-                elif kind == "str" and not isinstance(v, (str, type(None))):
-                    v = normalise("str", v)
-                vals.append(v)
-            c = tuple(vals)
-        if c[2] == U or c[4] == U or not _usable(c):
-            problems.skip(path, f"line {lineno}", "conn_missing_ts_or_id")
-            continue
-        yield f"line {lineno}", c
+            while True:
+                line = readline(MAX_LINE)
+                if not line:
+                    break
+                lineno += 1
+                if len(line) == MAX_LINE and line[-1] != "\n":
+                    skip_rest_of_line(readline)
+                    problems.skip(path, f"line {lineno}", "line_too_long")
+                    continue
+                c0 = line[0]
+                if c0 == "#":
+                    new = header_line(header, line.rstrip("\r\n"), path, lineno, problems)
+                    if new is not header:
+                        header = new
+                        sep, U, nfields = header.separator, header.unset_field, len(header.fields)
+                        extract = _tsv_conn_extractor(header) if header.types else None
+                        lenient = decoder(header, _CONN_NAMES)
+                    continue
+                if c0 == "\n" or c0 == "\r":
+                    continue
+                parts = line.split(sep)
+                last = parts[-1]
+                if last[-1:] == "\n":
+                    last = last[:-1]
+                    if last[-1:] == "\r":
+                        last = last[:-1]
+                    parts[-1] = last
+                if len(parts) != nfields:
+                    problems.skip(path, f"line {lineno}", "tsv_no_header" if not nfields else "tsv_wrong_column_count")
+                    continue
+                try:
+                    if extract is None:
+                        raise ValueError("untyped header")
+                    c = extract(parts)
+                except ValueError:
+                    c = _conn_tsv_lenient(lenient, parts[:nfields], path, lineno, problems)
+                if c[0] is None or not c[2] or not c[4] or c[2] == U or c[4] == U:
+                    problems.skip(path, f"line {lineno}", "conn_missing_ts_or_id")
+                    continue
+                if make is None:
+                    yield lineno, c
+                    continue
+                try:
+                    out = make(c)
+                except _BAD_RECORD as e:
+                    log.debug("%s line %d: %s", path, lineno, e)
+                    problems.skip(path, f"line {lineno}", "conn_bad_record")
+                    continue
+                yield out
+        except GZIP_ERRORS as e:
+            problems.skip(path, f"line {lineno + 1}", "gzip_corrupt")
+            log.debug("%s: gzip stream ends at line %d: %s", path, lineno + 1, e)
+
+
+def _conn_tsv_lenient(lenient: Any, parts: list[str], path: str, lineno: int, problems: Problems) -> tuple[Any, ...]:
+    rec = decode_lenient(lenient, parts, path, f"line {lineno}", problems)
+    vals = []
+    for name, kind in CONN_FIELDS:
+        v = rec.get(name)
+        if isinstance(v, str) and kind != "str":
+            try:
+                v = normalise(kind, v)
+            except (ValueError, TypeError):
+                problems.skip(path, f"line {lineno} field {name}", "bad_value")
+                v = None
+        elif kind == "str" and not isinstance(v, (str, type(None))):
+            v = normalise("str", v)
+        vals.append(v)
+    return tuple(vals)

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from netan.problems import Problems
 
-__all__ = ["TsvHeader", "read_tsv", "decoder", "decode_lenient", "unescape", "canon_text", "convert_for"]
+__all__ = ["TsvHeader", "header_line", "read_tsv", "decoder", "decode_lenient", "unescape", "canon_text", "convert_for"]
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,13 @@ def _to_bool(v: str) -> bool:
     raise ValueError(f"not a Zeek bool: {v!r}")
 
 
+def _to_float(v: str) -> float:
+    f = float(v)
+    if f - f != 0.0:  # NaN or +-inf: not a time, interval or measurement Zeek writes
+        raise ValueError(f"not a finite number: {v!r}")
+    return f
+
+
 def _to_count(v: str) -> int:
     return int(v)
 
@@ -139,7 +146,7 @@ def _to_port(v: str) -> int:
 
 def _scalar(ztype: str) -> Converter:
     if ztype in ("time", "interval", "double"):
-        return float
+        return _to_float
     if ztype in ("count", "int"):
         return _to_count
     if ztype == "port":
@@ -189,6 +196,17 @@ def convert_for(ztype: str, header: TsvHeader) -> Converter:
     return value
 
 
+def header_line(header: TsvHeader, line: str, file: str, lineno: int, problems: Problems) -> TsvHeader:
+    """The header after a ``#`` line (comments such as "### BTest ..." leave it unchanged)."""
+    new = header.absorb(line)
+    if new is None:
+        return header
+    if new.types and len(new.types) != len(new.fields):
+        problems.skip(file, f"line {lineno}", "tsv_types_mismatch")
+        new = replace(new, types=())
+    return new
+
+
 def read_tsv(
     lines: Iterable[str],
     file: str,
@@ -212,15 +230,9 @@ def read_tsv(
         if not line:
             continue
         if line[0] == "#":
-            new = header.absorb(line)
-            if new is not None:
-                if new.types and len(new.types) != len(new.fields):
-                    problems.skip(file, f"line {lineno}", "tsv_types_mismatch")
-                    new = replace(new, types=())
-                header = new
-                sep = header.separator
-                nfields = len(header.fields)
-            # else: a comment ("### BTest baseline ...") or a directive we do not know
+            header = header_line(header, line, file, lineno, problems)
+            sep = header.separator
+            nfields = len(header.fields)
             continue
         if not nfields:
             problems.skip(file, f"line {lineno}", "tsv_no_header")
