@@ -63,12 +63,16 @@ def byte_counts(data: bytes) -> np.ndarray:
     return np.bincount(np.frombuffer(data, dtype=np.uint8), minlength=256)
 
 
-def shannon_entropy(counts: np.ndarray) -> float | None:
-    """Plug-in Shannon entropy in bits per byte of a byte histogram; None if empty."""
-    total = int(counts.sum())
+def shannon_entropy(counts: np.ndarray, total: int | None = None) -> float | None:
+    """Plug-in Shannon entropy in bits per byte of a byte histogram; None if empty.
+
+    ``total`` may pass ``counts.sum()`` when the caller knows it (the sample length).
+    """
+    if total is None:
+        total = int(counts.sum())
     if total == 0:
         return None
-    nz = counts[counts > 0].astype(np.float64)
+    nz = counts[counts.nonzero()].astype(np.float64)
     # H = log2(n) - (1/n) * sum c*log2(c): one log per distinct value, no division per bin.
     return float(math.log2(total) - float(np.dot(nz, np.log2(nz))) / total)
 

@@ -12,7 +12,6 @@ No I/O, no state.
 """
 from __future__ import annotations
 
-import bz2  # noqa: F401  (kept for symmetry with lzma; bzip2 is verified by its block magic)
 import logging
 import lzma
 import struct
@@ -33,8 +32,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PROBE_IN = 4096  # never feed a decoder more than this many sample bytes
-PROBE_OUT = 16384  # never let a decoder produce more than this many bytes
+PROBE_IN = 1024  # never feed a decoder more than this many sample bytes
+PROBE_OUT = 8192  # never let a decoder produce more than this many bytes
 
 COMPRESSION = "compression"
 ARCHIVE = "archive"
@@ -56,6 +55,8 @@ def _bounded_inflate(data: bytes, wbits: int) -> tuple[bool, int, int, bool]:
     """Trial-inflate at most PROBE_IN bytes into at most PROBE_OUT bytes.
 
     Returns (ok, input bytes consumed, output bytes, reached end of stream).
+    Hitting the output cap counts as consuming everything: the stream was
+    valid as far as we were willing to go (a decompression bomb stops here).
     """
     d = zlib.decompressobj(wbits)
     chunk = data[:PROBE_IN]
@@ -64,6 +65,8 @@ def _bounded_inflate(data: bytes, wbits: int) -> tuple[bool, int, int, bool]:
     except zlib.error:
         return False, 0, 0, False
     consumed = len(chunk) - len(d.unconsumed_tail) - len(d.unused_data)
+    if len(out) >= PROBE_OUT:
+        consumed = len(chunk)
     return True, consumed, len(out), d.eof
 
 
@@ -90,13 +93,26 @@ def _zlib(data: bytes) -> FormatMatch | None:
     cmf, flg = data[0], data[1]
     if cmf & 0x0F != 8 or cmf >> 4 > 7 or ((cmf << 8) | flg) % 31:
         return None
-    if flg & 0x20:  # FDICT: a preset dictionary we do not have; header check only
-        return FormatMatch("zlib", COMPRESSION, False, "header+fdict") if len(data) >= 6 else None
+    if flg & 0x20:
+        # FDICT: a preset dictionary we do not have.  Inflate the raw stream after
+        # the 4-byte DICTID against a zero-filled 32 KiB window, so distances into
+        # the dictionary are legal and only the Huffman structure is checked.
+        if len(data) < 64:
+            return None
+        d = zlib.decompressobj(-15, zdict=bytes(32768))
+        try:
+            out = d.decompress(data[6:PROBE_IN], PROBE_OUT)
+        except zlib.error:
+            return None
+        if len(out) * 2 < len(data[6:PROBE_IN]) - len(d.unconsumed_tail) - len(d.unused_data):
+            return None
+        return FormatMatch("zlib", COMPRESSION, True, "header+fdict+inflate")
     if len(data) < 8:
         return None
     ok, consumed, out, eof = _bounded_inflate(data, 15)
     ended = eof and consumed >= min(len(data) // 2, 256)
-    if ok and (ended or consumed >= min(len(data), PROBE_IN)) and out > 0:
+    # as for raw deflate, a short prefix may still be inside the Huffman tables
+    if ok and (ended or consumed >= min(len(data), PROBE_IN)) and (out > 0 or len(data) <= 320):
         return FormatMatch("zlib", COMPRESSION, True, "header+inflate")
     return None
 
@@ -243,6 +259,11 @@ def _isobmff(data: bytes) -> FormatMatch | None:
     (size,) = struct.unpack_from(">I", data, 0)
     if size != 1 and size < 8:
         return None
+    if size >= 1 << 24 and data[4:8] not in (b"mdat",):
+        # header boxes are small; "1234free..." as ASCII would read as a ~1 GB box
+        return None
+    if data[4:8] == b"mdat" and data[0] >= 0x20:
+        return None  # a printable size byte: more likely text than a > 512 MiB mdat
     if data[4:8] in (b"ftyp", b"styp"):
         if size < 16 or len(data) < 12:
             return FormatMatch("mp4", MEDIA, False, "box") if size >= 16 else None
@@ -335,20 +356,70 @@ def probe_headerless(data: bytes) -> FormatMatch | None:
     # A stream that ends must have used most of the sample: random bytes often
     # "end" after a two-byte empty fixed-Huffman block.
     ended = eof and consumed >= min(n // 2, 256)
-    if ok and (ended or consumed >= min(n, PROBE_IN)) and (out >= consumed or (out == 0 and n <= 320)):
+    # Output of at least half the input consumed: compressors shrink data and
+    # random survivors stop after a few bytes.
+    if ok and (ended or consumed >= min(n, PROBE_IN)) and (2 * out >= consumed or (out == 0 and n <= 320)):
         return FormatMatch("deflate", COMPRESSION, True, "raw_inflate")
     chunk = data[: min(n, PROBE_IN)]
+    header = _brotli_first_metablock(chunk)
+    if header is None:
+        return None
     try:
         dec = brotli.Decompressor()
         out_b = dec.process(chunk, output_buffer_limit=PROBE_OUT)
     except brotli.error:
         return None
     # Random bytes that survive the brotli decoder do so as "uncompressed"
-    # meta-blocks (RFC 7932 §9.2 ISUNCOMPRESSED): the output is a copy of the
-    # input (or nothing at all, for metadata blocks).  Real brotli output is not.
-    if len(out_b) >= 16 and out_b[:32] not in chunk:
+    # meta-blocks (a copy of the input) or metadata blocks (no output); both
+    # are excluded by the header parse.  The decoder flushes its ring buffer
+    # only at the end of a meta-block, so a sample inside a large first
+    # meta-block legitimately yields nothing yet.
+    mlen = header
+    if out_b and out_b[:32] not in chunk:
         return FormatMatch("brotli", COMPRESSION, True, "brotli_decode")
+    if not out_b and mlen > len(chunk) and len(chunk) >= 128:
+        return FormatMatch("brotli", COMPRESSION, True, "brotli_metablock")
     return None
+
+
+def _brotli_first_metablock(data: bytes) -> int | None:
+    """MLEN of the first meta-block if it is a regular compressed one (RFC 7932 §9.1-9.2).
+
+    Returns None for invalid window sizes, empty last blocks, metadata blocks
+    (MNIBBLES = 0) and uncompressed blocks, which real encoders emit only for
+    incompressible input.
+    """
+    if len(data) < 8:
+        return None
+    bits = int.from_bytes(data[:8], "little")
+    # WBITS, §9.1: 1 bit; if set, 3 more; if those are 0, 3 more (value 1 = large window).
+    if bits & 1:
+        if (bits >> 1) & 7:
+            pos = 4
+        elif (bits >> 4) & 7 == 1:
+            return None
+        else:
+            pos = 7
+    else:
+        pos = 1
+    islast = (bits >> pos) & 1
+    pos += 1
+    if islast:
+        if (bits >> pos) & 1:  # ISLASTEMPTY
+            return None
+        pos += 1
+    mnibbles = (bits >> pos) & 3
+    pos += 2
+    if mnibbles == 3:  # metadata block
+        return None
+    nib = mnibbles + 4
+    mlen = ((bits >> pos) & ((1 << (4 * nib)) - 1)) + 1
+    pos += 4 * nib
+    if nib > 4 and (mlen - 1) >> (4 * (nib - 1)) == 0:
+        return None  # §9.2: the last nibble of a 5/6-nibble MLEN-1 must not be zero
+    if not islast and (bits >> pos) & 1:  # ISUNCOMPRESSED
+        return None
+    return mlen
 
 
 # --- protobuf ------------------------------------------------------------------

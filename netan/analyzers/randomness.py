@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -54,21 +55,26 @@ def chi2_sf(x: float, df: int) -> float:
     if x <= 0.0:
         return 1.0
     y = 0.5 * x
-    if df % 2 == 0:
-        # Q(m, y) = e^-y * sum_{j=0}^{m-1} y^j / j!
-        js = np.arange(df // 2, dtype=np.float64)
-        logs = js * math.log(y) - y - np.array([math.lgamma(j + 1.0) for j in js])
-        head = 0.0
-    else:
-        # Q(m + 1/2, y) = erfc(sqrt y) + e^-y * sum_{j=1}^{m} y^(j-1/2) / Gamma(j + 1/2)
-        js = np.arange(1, df // 2 + 1, dtype=np.float64)
-        logs = (js - 0.5) * math.log(y) - y - np.array([math.lgamma(j + 0.5) for j in js])
-        head = math.erfc(math.sqrt(y))
+    powers, lgam = _series_terms(df)
+    logs = powers * math.log(y) - y - lgam
+    # odd df: Q(m + 1/2, y) = erfc(sqrt y) + e^-y * sum_{j=1}^{m} y^(j-1/2) / Gamma(j + 1/2)
+    # even df: Q(m, y) = e^-y * sum_{j=0}^{m-1} y^j / j!
+    head = math.erfc(math.sqrt(y)) if df % 2 else 0.0
     if logs.size == 0:
         return min(1.0, max(0.0, head))
     top = float(logs.max())
     total = head + math.exp(top) * float(np.exp(logs - top).sum()) if top > -745.0 else head
     return min(1.0, max(0.0, total))
+
+
+@lru_cache(maxsize=16)
+def _series_terms(df: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exponents and log-Gamma denominators of the closed-form series (memoised per df)."""
+    if df % 2 == 0:
+        js = np.arange(df // 2, dtype=np.float64)
+        return js, np.array([math.lgamma(j + 1.0) for j in js])
+    js = np.arange(1, df // 2 + 1, dtype=np.float64)
+    return js - 0.5, np.array([math.lgamma(j + 0.5) for j in js])
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +95,16 @@ class EntBattery:
     serial_corr: float | None
 
     def to_dict(self) -> dict[str, float | int | None]:
-        return asdict(self)
+        return {
+            "n": self.n,
+            "entropy": self.entropy,
+            "chi_square": self.chi_square,
+            "chi_p": self.chi_p,
+            "mean": self.mean,
+            "monte_carlo_pi": self.monte_carlo_pi,
+            "pi_error": self.pi_error,
+            "serial_corr": self.serial_corr,
+        }
 
 
 def _round(x: float | None, digits: int) -> float | None:
@@ -170,9 +185,15 @@ class FetFeatures:
     fully_encrypted: bool
 
     def to_dict(self) -> dict[str, object]:
-        d = asdict(self)
-        d["exempt"] = list(self.exempt)
-        return d
+        return {
+            "popcount": self.popcount,
+            "first6_printable": self.first6_printable,
+            "printable_frac": self.printable_frac,
+            "printable_run_gt20": self.printable_run_gt20,
+            "tls_or_http": self.tls_or_http,
+            "exempt": list(self.exempt),
+            "fully_encrypted": self.fully_encrypted,
+        }
 
 
 def fet_features(data: bytes, counts: np.ndarray | None = None) -> FetFeatures:
