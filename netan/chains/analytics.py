@@ -106,7 +106,6 @@ KINDS: dict[str, EvidenceKind] = {k.name: k for k in (
 CORE_COMBOS: dict[str, tuple[frozenset[str], ...]] = {
     AN1716: (frozenset({"key_generated_before_egress", "background_state", "upload_dominant"}),
              frozenset({"key_generated_before_egress", "upload_while_screen_off"})),
-    AN1731: (frozenset({"same_key_many_egress", "non_tls_encrypted_egress"}),),
     AN1762: (frozenset({"client_certificate", "new_destination"}),
              frozenset({"key_generated_before_egress", "public_key_upload"})),
 }

@@ -11,6 +11,7 @@ computed with and without context.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,10 @@ ZONE = {"www.example.org": [WWW], "cdn.example.org": [CDN], "photos.example.net"
         "stream.music.example": [MUSIC], "store.example.com": [STORE], "push.chat.example": [CHAT],
         "sync.analytics-cdn.example": [C2], "api.update-check.example": [C2B]}
 SERVER_ADDRESSES = [DNS, WWW, CDN, PHOTOS, MUSIC, STORE, CHAT, C2, C2B]
+#: Apps on one phone do not fire in the same tenth of a second: a pause between them
+#: keeps their connect events further apart than Android's logging jitter (which
+#: the join rightly refuses to guess through).
+APP_GAP_S = 2.0
 SERVICES = [
     Service("dns", DNS, 53),
     Service("https", WWW, 443, {"hostnames": ["www.example.org"]}),
@@ -135,14 +140,17 @@ def _malicious(s: Any, server_pub: bytes) -> None:
                                   ("com.cleaner.staticiv", "cbc-static-iv", 5222, "api.update-check.example"),
                                   ("com.wallpaper.rc4", "rc4", 4443, "sync.analytics-cdn.example"),
                                   ("com.vpn.gcm", "gcm", 5222, "api.update-check.example")):
+        time.sleep(APP_GAP_S)
         alias = f"{pkg.split('.')[-1]}_key"
         s.key_generated("phone-b", pkg, alias)
         s.run("phone-b", apps.exfil_tcp, s.ctx("phone-b", pkg), host, port=port, sizes=[1200, 800, 1600, 1000],
               mode=mode, interval=0.05, key_alias=None)
     for pkg, enc in (("com.fitness.hybrid", "raw"), ("com.quiz.hybridjson", "json_b64")):
+        time.sleep(APP_GAP_S)
         s.run("phone-b", apps.hybrid_upload, s.ctx("phone-b", pkg), "api.update-check.example",
               server_public_pem=server_pub, sizes=[900, 1500], encoding=enc, interval=0.05,
               key_alias=f"{pkg.split('.')[-1]}_rsa")
+    time.sleep(APP_GAP_S)
     s.screen_off("phone-b")
     notes = s.ctx("phone-b", "com.notes.tlsexfil")
     s.key_generated("phone-b", "com.notes.tlsexfil", "notes_backup_key")
