@@ -7,6 +7,7 @@ netan.sample documents. Only for tests: the real engine replaces it.
 """
 from __future__ import annotations
 
+import gzip
 import socket
 from pathlib import Path
 
@@ -25,8 +26,14 @@ def sample_from_messages(
     dst: tuple[str, int] = ("192.0.2.10", 9000),
     cap: int = 1 << 20,
     segment: int = 1448,
+    max_marks: int | None = None,
 ) -> FlowSample:
-    """A sample whose direction runs are exactly ``messages`` (TCP cut into segments)."""
+    """A sample whose direction runs are exactly ``messages`` (TCP cut into segments).
+
+    ``cap`` and ``max_marks`` bound it the way netan.flows does (FlowConfig
+    sample_bytes=4096 and max_marks=64 by default there): packets that start
+    beyond the cap are not marked.
+    """
     streams = {OUT: bytearray(), IN: bytearray()}
     marks: list[PacketMark] = []
     ts = 1_700_000_000.0
@@ -38,6 +45,7 @@ def sample_from_messages(
             ts += 0.001
             marks.append(PacketMark(direction, ts, len(streams[direction]), len(piece)))
             streams[direction] += piece
+    marks = [m for m in marks if m.offset < cap][: max_marks if max_marks is not None else len(marks)]
     return FlowSample(proto, src[0], src[1], dst[0], dst[1], bytes(streams[OUT][:cap]), bytes(streams[IN][:cap]), packets=tuple(marks))
 
 
@@ -45,22 +53,31 @@ def _addr(raw: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET6 if len(raw) == 16 else socket.AF_INET, raw)
 
 
-def samples_from_pcap(path: Path, *, cap: int = 65536) -> list[FlowSample]:
+def _decode(link: int, buf: bytes) -> object:
+    if link == dpkt.pcap.DLT_EN10MB:
+        return dpkt.ethernet.Ethernet(buf).data
+    if link == dpkt.pcap.DLT_LINUX_SLL:
+        return dpkt.sll.SLL(buf).data
+    if link in (0, 108):  # DLT_NULL / DLT_LOOP (BSD loopback)
+        return dpkt.loopback.Loopback(buf).data
+    return dpkt.ip.IP(buf) if buf[:1] and buf[0] >> 4 == 4 else dpkt.ip6.IP6(buf)
+
+
+def samples_from_pcap(path: Path, *, cap: int = 65536, midstream: bool = True) -> list[FlowSample]:
     """One FlowSample per TCP/UDP flow of a pcap, in first-packet order."""
     flows: dict[tuple, dict] = {}
     order: list[tuple] = []
-    with open(path, "rb") as fh:
-        reader = dpkt.pcap.Reader(fh)
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        head = fh.read(4)
+        fh.seek(0)
+        reader = dpkt.pcapng.Reader(fh) if head == b"\x0a\x0d\x0d\x0a" else dpkt.pcap.Reader(fh)
         link = reader.datalink()
         for ts, buf in reader:
-            if link == dpkt.pcap.DLT_EN10MB:
-                ip = dpkt.ethernet.Ethernet(buf).data
-            elif link in (dpkt.pcap.DLT_LINUX_SLL,):
-                ip = dpkt.sll.SLL(buf).data
-            elif link == 0:  # DLT_NULL (BSD loopback)
-                ip = dpkt.loopback.Loopback(buf).data
-            else:
-                ip = dpkt.ip.IP(buf)
+            try:
+                ip = _decode(link, buf)
+            except (dpkt.UnpackError, ValueError, IndexError):
+                continue
             if not isinstance(ip, (dpkt.ip.IP, dpkt.ip6.IP6)):
                 continue
             l4 = ip.data
@@ -70,27 +87,33 @@ def samples_from_pcap(path: Path, *, cap: int = 65536) -> list[FlowSample]:
                 proto = "udp"
             else:
                 continue
-            a = (_addr(ip.src), l4.sport)
+            sender = a = (_addr(ip.src), l4.sport)
             b = (_addr(ip.dst), l4.dport)
             key = (proto,) + tuple(sorted((a, b)))
             st = flows.get(key)
             if st is None:
-                if proto == "tcp" and not (l4.flags & dpkt.tcp.TH_SYN and not l4.flags & dpkt.tcp.TH_ACK):
-                    continue  # tests record whole connections; ignore mid-stream starts
+                if proto == "tcp" and l4.flags & dpkt.tcp.TH_SYN and l4.flags & dpkt.tcp.TH_ACK:
+                    a, b = b, a  # SYN/ACK first: the other side opened it
+                elif proto == "tcp" and not l4.flags & dpkt.tcp.TH_SYN and not midstream:
+                    continue
                 st = {"proto": proto, "src": a, "dst": b, "isn": {}, "streams": {OUT: {}, IN: {}}, "marks": [], "udp": {OUT: bytearray(), IN: bytearray()}}
                 flows[key] = st
                 order.append(key)
-            direction = OUT if a == st["src"] else IN
+            direction = OUT if sender == st["src"] else IN
             payload = bytes(l4.data)
             if proto == "tcp":
                 if l4.flags & dpkt.tcp.TH_SYN:
                     st["isn"][direction] = (l4.seq + 1) & 0xFFFFFFFF
                     continue
-                if not payload or direction not in st["isn"]:
+                if not payload:
                     continue
+                if direction not in st["isn"]:
+                    if not midstream:
+                        continue
+                    st["isn"][direction] = l4.seq  # joined mid-stream: first seen byte is offset 0
                 off = (l4.seq - st["isn"][direction]) & 0xFFFFFFFF
                 chunks = st["streams"][direction]
-                if off not in chunks:
+                if off < cap and off not in chunks:
                     chunks[off] = payload
                     st["marks"].append(PacketMark(direction, float(ts), off, len(payload)))
             else:
@@ -106,9 +129,10 @@ def samples_from_pcap(path: Path, *, cap: int = 65536) -> list[FlowSample]:
                 buf_ = bytearray()
                 for off in sorted(st["streams"][d]):
                     chunk = st["streams"][d][off]
-                    if off > len(buf_):
-                        buf_ += b"\x00" * (off - len(buf_))
-                    buf_[off : off + len(chunk)] = chunk if off == len(buf_) else buf_[off : off + len(chunk)] + chunk[len(buf_) - off :] if off + len(chunk) > len(buf_) else buf_[off : off + len(chunk)]
+                    if off >= len(buf_):
+                        buf_ += b"\x00" * (off - len(buf_)) + chunk
+                    elif off + len(chunk) > len(buf_):
+                        buf_ += chunk[len(buf_) - off :]  # first copy of a byte wins
                 data[d] = bytes(buf_[:cap])
         else:
             data = {d: bytes(st["udp"][d][:cap]) for d in (OUT, IN)}

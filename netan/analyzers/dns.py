@@ -15,7 +15,10 @@ from typing import Any
 
 from netan.sample import IN, OUT, FlowSample
 
-__all__ = ["DnsQuestion", "DnsRecord", "DnsMessage", "parse_message", "read_name", "looks_like_dns", "summarize", "TYPE_NAMES", "DNS_PORTS"]
+__all__ = [
+    "DnsQuestion", "DnsRecord", "DnsMessage", "parse_message", "read_name", "looks_like_dns",
+    "summarize", "encoded_subdomain", "parent_domain", "TYPE_NAMES", "DNS_PORTS",
+]
 
 #: IANA DNS RR TYPEs we name (the rest are reported by number).
 TYPE_NAMES: dict[int, str] = {
@@ -66,13 +69,14 @@ class DnsMessage:
     anomalies: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _label_text(label: bytes) -> str:
-    # Presentation format (RFC 1035 §5.1): non-printable octets as \DDD, dots and backslashes escaped.
+def _label_text(label: bytes, *, txt: bool = False) -> str:
+    # Presentation format (RFC 1035 §5.1): non-printable octets as \DDD, dots and
+    # backslashes escaped in names; TXT strings keep spaces and dots.
     out = []
     for b in label:
-        if b in (0x2E, 0x5C):
+        if b == 0x5C or (b == 0x2E and not txt):
             out.append("\\" + chr(b))
-        elif 0x21 <= b <= 0x7E:
+        elif 0x21 <= b <= 0x7E or (txt and b in (0x20, 0x2E)):
             out.append(chr(b))
         else:
             out.append(f"\\{b:03d}")
@@ -124,7 +128,8 @@ def read_name(data: bytes, pos: int, anomalies: list[str]) -> tuple[str, int] | 
         if wire > MAX_NAME:
             anomalies.append("name_too_long")
             return None
-        labels.append(_label_text(data[cur + 1 : cur + 1 + length]))
+        # Names compare case-insensitively (RFC 4343); lower case makes the passive-DNS join exact.
+        labels.append(_label_text(data[cur + 1 : cur + 1 + length].lower()))
         cur += 1 + length
     return (".".join(labels) if labels else "."), end
 
@@ -165,7 +170,7 @@ def _rdata_text(data: bytes, rtype: int, start: int, rdlen: int, anomalies: list
             if p + 1 + ln > rdlen:
                 anomalies.append("txt_past_rdata")
                 break
-            parts.append(_label_text(rd[p + 1 : p + 1 + ln]))
+            parts.append(_label_text(rd[p + 1 : p + 1 + ln], txt=True))
             p += 1 + ln
         text = " ".join(parts)
         return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
@@ -177,6 +182,9 @@ def _section(data: bytes, pos: int, count: int, anomalies: list[str]) -> tuple[l
     for i in range(count):
         if i >= MAX_RRS:
             anomalies.append("too_many_records")
+            return out, pos, False
+        if pos >= len(data):
+            anomalies.append("count_past_end")  # the header promised more records than the message holds
             return out, pos, False
         got = read_name(data, pos, anomalies)
         if got is None:
@@ -199,6 +207,7 @@ def _section(data: bytes, pos: int, count: int, anomalies: list[str]) -> tuple[l
 
 def parse_message(data: bytes) -> DnsMessage | None:
     """One DNS message, parsed as far as valid; None below the 12-byte header."""
+    data = bytes(data)  # bytearray/memoryview in, immutable bytes for slicing and ipaddress
     if len(data) < 12:
         return None
     anomalies: list[str] = []
@@ -210,6 +219,10 @@ def parse_message(data: bytes) -> DnsMessage | None:
     for i in range(counts[0]):
         if i >= MAX_RRS:
             anomalies.append("too_many_records")
+            ok = False
+            break
+        if pos >= len(data):
+            anomalies.append("count_past_end")
             ok = False
             break
         got = read_name(data, pos, anomalies)
@@ -246,7 +259,10 @@ def looks_like_dns(data: bytes, *, port_hint: bool = False) -> DnsMessage | None
     if msg is None or msg.opcode not in (0, 1, 2, 4, 5, 6):
         return None
     if port_hint:
-        return msg if msg.questions or (msg.qr and msg.counts[0] == 0 and msg.rcode) else None
+        # On a DNS port a sane header is enough: a truncated question or an
+        # mDNS answer without questions (RFC 6762 §6) is still DNS, flagged.
+        plausible = 1 <= msg.counts[0] <= 4 or (msg.qr and msg.counts[0] == 0 and bool(msg.answers))
+        return msg if msg.questions or plausible else None
     if msg.anomalies or not 1 <= msg.counts[0] <= 4 or len(msg.questions) != msg.counts[0]:
         return None
     if msg.flags & 0x0040:  # the Z bit must be zero (RFC 1035 §4.1.1)
@@ -254,6 +270,72 @@ def looks_like_dns(data: bytes, *, port_hint: bool = False) -> DnsMessage | None
     if any(q.qclass not in (1, 3, 4, 254, 255) and q.qclass & 0x7FFF not in (1, 255) for q in msg.questions):
         return None
     return msg
+
+
+# Second-level labels under which registrations happen (co.uk, com.au, ...):
+# a small, explicit stand-in for the public-suffix list.
+_SLD = frozenset(("co", "com", "net", "org", "gov", "ac", "edu", "ne", "or", "go"))
+_HEX = frozenset("0123456789abcdef")
+_B32 = frozenset("abcdefghijklmnopqrstuvwxyz234567")
+#: Digest sizes a hash lookup carries (MD5, SHA-1, SHA-224, SHA-256, SHA-384, SHA-512):
+#: antivirus and reputation services query them by DNS by design.
+_DIGEST_SIZES = frozenset((16, 20, 28, 32, 48, 64))
+
+
+def parent_domain(name: str) -> str:
+    """The registered domain a query sits under (two labels, three for co.uk-style names)."""
+    labels = name.rstrip(".").split(".")
+    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SLD:
+        return ".".join(labels[-3:])
+    return ".".join(labels[-2:])
+
+
+def _b32_bytes(text: str) -> bytes:
+    """RFC 4648 §6 base32 decoding of a lower-case run, partial final quantum dropped."""
+    acc = bits = 0
+    out = bytearray()
+    for ch in text:
+        acc = (acc << 5) | "abcdefghijklmnopqrstuvwxyz234567".index(ch)
+        bits += 5
+        if bits >= 8:
+            bits -= 8
+            out.append((acc >> bits) & 0xFF)
+    return bytes(out)
+
+
+def encoded_subdomain(name: str) -> tuple[str, str, bytes] | None:
+    """(parent, encoding, decoded bytes) when the labels below the parent carry encoded data.
+
+    DNS tunnels and exfiltration put hex or base32 of their payload in the
+    query name (one name per chunk). Only runs of at least 20 decoded bytes
+    that mix letters and digits count, digests are ignored, and the caller
+    judges randomness and repetition across queries.
+    """
+    parent = parent_domain(name)
+    sub = name[: -len(parent)].rstrip(".") if name.endswith(parent) else ""
+    if len(sub) < 32 or "\\" in sub:
+        return None
+    best: tuple[str, str, bytes] | None = None
+    for encoding, alphabet in (("hex", _HEX), ("base32", _B32)):
+        # The payload is the longest run of consecutive labels in one alphabet
+        # (tunnels split it over labels of at most 63 octets; a fixed word
+        # label such as a session tag may sit beside it).
+        run: list[str] = []
+        runs: list[str] = []
+        for label in sub.split("."):
+            if label and set(label) <= alphabet:
+                run.append(label)
+            else:
+                runs.append("".join(run))
+                run = []
+        runs.append("".join(run))
+        text = max(runs, key=len)
+        if len(text) < 32 or not any(c.isdigit() for c in text) or not any(c.isalpha() for c in text):
+            continue
+        raw = bytes.fromhex(text[: len(text) // 2 * 2]) if encoding == "hex" else _b32_bytes(text)
+        if len(raw) >= 20 and len(raw) not in _DIGEST_SIZES and (best is None or len(raw) > len(best[2])):
+            best = (parent, encoding, raw)
+    return best
 
 
 def _tcp_messages(stream: bytes, anomalies: list[str]) -> list[bytes]:
@@ -282,10 +364,16 @@ def messages_of(sample: FlowSample) -> list[tuple[int, DnsMessage]]:
         for direction in (OUT, IN):
             raw += [(direction, d) for d in _tcp_messages(sample.stream(direction), anomalies)]
     out = []
+    strict = 0
     for direction, data in raw:
         msg = looks_like_dns(data, port_hint=port_hint)
         if msg is not None:
             out.append((direction, msg))
+            strict += looks_like_dns(data) is not None
+    # On a DNS port the lenient test lets ~0.3% of random datagrams through:
+    # unless one message is DNS beyond doubt, most of the flow must parse.
+    if not strict and len(out) * 2 < len(raw):
+        return []
     return out
 
 

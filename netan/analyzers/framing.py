@@ -19,8 +19,9 @@ import binascii
 import functools
 import math
 import re
+import zlib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from netan.sample import IN, OUT, FlowSample
@@ -34,13 +35,18 @@ __all__ = [
     "analyze_units",
     "units_from_sample",
     "tls_record_walk",
+    "dtls_record_walk",
+    "tls_findings",
+    "pooled_findings",
     "scan_encoded",
     "looks_random",
     "shannon_entropy",
     "expected_random_entropy",
     "known_format",
+    "explained_format",
     "keystream_test",
     "shared_prefix_run",
+    "distinct_enough",
     "direction_name",
 ]
 
@@ -104,10 +110,13 @@ def expected_random_entropy(n: int) -> float:
     return -total
 
 
+_PRINTABLE = bytes(range(32, 127)) + b"\t\n\r"
+
+
 def _printable_fraction(data: bytes) -> float:
     if not data:
         return 0.0
-    return sum(1 for b in data if 32 <= b < 127 or b in (9, 10, 13)) / len(data)
+    return 1.0 - len(data.translate(None, _PRINTABLE)) / len(data)
 
 
 def looks_random(data: bytes, *, min_len: int = 24) -> bool:
@@ -162,14 +171,32 @@ def known_format(data: bytes) -> str | None:
         return "riff"
     if len(data) >= 12 and data[4:8] == b"ftyp":
         return "isobmff"  # mp4, heic, avif
-    # zlib (RFC 1950 §2.2): CM=8, CINFO<=7, FCHECK makes the 16-bit header a multiple of 31.
+    # zlib (RFC 1950 §2.2): CM=8, CINFO<=7, FCHECK makes the 16-bit header a
+    # multiple of 31. One random byte pair in ~1000 passes that, so the stream
+    # after it must also inflate (bounded) before the unit counts as explained.
     if len(data) >= 2 and data[0] & 0x0F == 8 and data[0] >> 4 <= 7 and ((data[0] << 8) | data[1]) % 31 == 0:
-        return "zlib"
+        if _inflates(data):
+            return "zlib"
     return None
 
 
-def _explained(data: bytes) -> str | None:
-    """A known format at the start of the unit or just after a short header."""
+def _inflates(data: bytes) -> bool:
+    """The first KiB of a zlib stream decodes without error (into at most 4 KiB)."""
+    d = zlib.decompressobj()
+    try:
+        out = d.decompress(data[:1024], 4096)
+    except zlib.error:
+        return False
+    return bool(out) or d.eof or len(data) <= 16
+
+
+def explained_format(data: bytes) -> str | None:
+    """A known format at the start of the unit or just after a short header.
+
+    Formats without magic (raw deflate, brotli) are recognised by a bounded
+    trial decode in netan.analyzers.magic (the payload analyzer's probe), so
+    that both analyzers agree on what is compressed.
+    """
     head = data[:64]
     fmt = known_format(head)
     if fmt and fmt != "zlib":
@@ -177,7 +204,18 @@ def _explained(data: bytes) -> str | None:
     for magic, name in _MAGIC[:4] + _MAGIC[5:7]:  # jpeg, png, gif, zstd, zip anywhere in the head
         if len(magic) >= 3 and magic in head:
             return name
-    return fmt
+    if fmt:
+        return fmt
+    return _headerless(data)
+
+
+def _headerless(data: bytes) -> str | None:
+    try:
+        from netan.analyzers.magic import probe_headerless
+    except ImportError:  # the payload analyzer's module is optional here
+        return None
+    match = probe_headerless(data[:MAX_SCAN])
+    return match.format if match is not None else None
 
 
 # --------------------------------------------------------------------------
@@ -286,11 +324,36 @@ def tls_record_walk(data: bytes, *, max_records: int = 512) -> tuple[int, int]:
     return count, min(pos, len(data))
 
 
-def _tls_findings(units: Sequence[Unit]) -> list[Evidence]:
+def dtls_record_walk(data: bytes, *, max_records: int = 64) -> tuple[int, int]:
+    """(records, bytes covered) of DTLS 1.0/1.2 records (RFC 6347 §4.1) in one datagram.
+
+    Header: type 20..25, version 0xfeff/0xfefd (0xfefc for DTLS 1.3 plaintext
+    records), 2-byte epoch, 6-byte sequence number, 2-byte length.
+    """
+    pos = 0
+    count = 0
+    while count < max_records and pos + 13 <= len(data):
+        ctype, major, minor = data[pos], data[pos + 1], data[pos + 2]
+        length = (data[pos + 11] << 8) | data[pos + 12]
+        if ctype not in (20, 21, 22, 23, 24, 25) or major != 0xFE or minor not in (0xFF, 0xFD, 0xFC) or length == 0 or length > 18432:
+            break
+        pos += 13 + length
+        count += 1
+    return count, min(pos, len(data))
+
+
+def tls_findings(units: Sequence[Unit]) -> list[Evidence]:
+    """`tls_records` evidence from the first message (TLS) or datagram (DTLS) per direction."""
     out: list[Evidence] = []
     for direction in (OUT, IN):
-        first = next((u for u in units if u.direction == direction and u.source == "message"), None)
+        first = next((u for u in units if u.direction == direction and u.source in ("message", "datagram")), None)
         if first is None:
+            continue
+        if first.source == "datagram":
+            # A datagram holds whole records, so the walk must end exactly at its end.
+            n, covered = dtls_record_walk(first.data)
+            if n >= 1 and covered == len(first.data) == first.length:
+                out.append(Evidence("tls_records", direction_name(direction), f"{n} DTLS records fill the first datagram", (("records", n), ("bytes", covered))))
             continue
         n, covered = tls_record_walk(first.data)
         # Two records, or one that exactly fills the message: 5 header bytes matching
@@ -329,6 +392,7 @@ def _read_uint(data: bytes, pos: int, width: int, big: bool) -> int | None:
 
 
 _UNKNOWN = object()
+_UNIT_BITS = {1: 7, 2: 15, 4: 30}  # -log2 P(random chain lands on the unit end), see _length_prefix
 
 
 def _walk(unit: Unit, hyp: _LenHyp) -> list[tuple[int, int]] | None | object:
@@ -359,11 +423,15 @@ def _walk(unit: Unit, hyp: _LenHyp) -> list[tuple[int, int]] | None | object:
 def _length_prefix(units: Sequence[Unit]) -> tuple[_LenHyp, dict[int, list[tuple[int, int]]], int] | None:
     """Best length-prefix hypothesis over one direction's units, or None.
 
-    Evidence is counted in bits: each frame whose length field is verified
-    (and not used to learn the adjustment) gives 8*width bits; 30 bits are
-    needed (about 2^-30 per hypothesis for random data, and fewer than 2^6
-    hypotheses are tried), plus two distinct frame lengths so that a constant
-    field in fixed-size messages cannot pass.
+    Evidence is counted in bits per *unit*, not per frame: on random bytes
+    any value is a frame length, so the only test a chain passes by chance is
+    landing exactly on the unit's end, which a 1-byte field does with
+    probability about 1/128 (7 bits), a 2-byte one about 2^-15 and a 4-byte
+    one about 2^-30 (values beyond the unit overshoot). Each unit whose chain
+    lands (and was not used to learn the adjustment) counts; 30 bits are
+    needed (at most 125 < 2^7 hypotheses are tried), plus two distinct frame
+    lengths so that a constant field in fixed-size messages cannot pass.
+    Measured on random data: docs/framing.md.
     """
     # Only whole units: a truncated or gap-filled one cannot confirm a chain.
     usable = [u for u in units if u.length >= 2 and u.complete]
@@ -399,7 +467,7 @@ def _length_prefix(units: Sequence[Unit]) -> tuple[_LenHyp, dict[int, list[tuple
                 if len(lengths) < 2:
                     continue
                 learned = 0 if adjust in (0, offset + width) else 1
-                bits = (nframes - learned) * 8 * width
+                bits = (len(frames_by_unit) - learned) * _UNIT_BITS[width]
                 if bits < 30:
                     continue
                 score = bits - offset * 0.5 - learned
@@ -510,15 +578,24 @@ def _repeats_within(data: bytes) -> tuple[int, int] | None:
     """
     d = data[:MAX_SCAN]
     seen: dict[bytes, int] = {}
+    diverse: dict[bytes, bool] = {}
     by_alignment: Counter[int] = Counter()
+    repeats = 0
     for pos in range(0, len(d) - 15):
         w = d[pos : pos + 16]
         first = seen.get(w)
         if first is None:
             seen[w] = pos
             continue
-        if (pos - first) % 8 == 0 and _diverse_block(w):
-            by_alignment[pos % 16] += 1
+        if (pos - first) % 8 == 0:
+            ok = diverse.get(w)
+            if ok is None:
+                ok = diverse[w] = _diverse_block(w)
+            if ok:
+                by_alignment[pos % 16] += 1
+                repeats += 1
+                if repeats >= 256:  # plenty of evidence; stop paying for more
+                    break
     if not by_alignment:
         return None
     alignment, count = by_alignment.most_common(1)[0]
@@ -530,13 +607,38 @@ def _repeats_within(data: bytes) -> tuple[int, int] | None:
     return count, alignment
 
 
+def _same_offset_blocks(a: bytes, b: bytes, start: int) -> tuple[int, int] | None:
+    """(first offset, blocks) of equal diverse 16-byte runs at equal offsets past ``start``.
+
+    The two units must differ after the first equal run (else it is one
+    shared header, not two ciphertexts that agree block by block).
+    """
+    n = min(len(a), len(b), 2048)
+    if n - start < 16:
+        return None
+    x = (int.from_bytes(a[start:n], "big") ^ int.from_bytes(b[start:n], "big")).to_bytes(n - start, "big")
+    first = -1
+    blocks = 0
+    for m in re.finditer(b"\x00{16,}", x):
+        s0 = start + m.start()
+        if not _diverse_block(a[s0 : s0 + 16]):
+            continue
+        if first < 0:
+            first = s0
+        blocks += (m.end() - m.start()) // 16
+    if first < 0 or a[first:n] == b[first:n]:
+        return None
+    return first, blocks
+
+
 def shared_prefix_run(a: bytes, b: bytes) -> int:
     """Length of the common prefix of ``a`` and ``b``."""
     n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+    if n == 0:
+        return 0
+    # XOR as big integers: the leading zero bytes are the common prefix (C speed, O(n)).
+    x = int.from_bytes(a[:n], "big") ^ int.from_bytes(b[:n], "big")
+    return n - (x.bit_length() + 7) // 8
 
 
 def _xor_stats(x: bytes) -> tuple[float, float]:
@@ -551,6 +653,16 @@ def _xor_stats(x: bytes) -> tuple[float, float]:
     return z_high, z_zero
 
 
+def _drop_zero_runs(x: bytes, run: int = 8) -> bytes:
+    """XOR bytes without runs of >= ``run`` zeros (whole equal blocks).
+
+    Equal ciphertext blocks (ECB, static-IV CBC) XOR to zero blocks between
+    random ones; a reused keystream XORs to plaintext XOR plaintext
+    everywhere. Removing the zero runs keeps only what tells them apart.
+    """
+    return re.sub(b"\x00{%d,}" % run, b"", x)
+
+
 def keystream_test(a: bytes, b: bytes, *, skip: int = 0) -> dict[str, float] | None:
     """Statistics when ``a`` XOR ``b`` looks like plaintext XOR plaintext, else None.
 
@@ -561,6 +673,11 @@ def keystream_test(a: bytes, b: bytes, *, skip: int = 0) -> dict[str, float] | N
     must show structure too, because similar deflate streams agree only in
     their first bytes (measured: docs/framing.md).
     """
+    # Ciphertext under a keystream is random-looking as a whole, shared prefix
+    # included; judging only what follows the prefix let the random-looking
+    # tail of two similar protobuf messages through (h2c control, re-recorded).
+    if not (looks_random(a[skip : skip + 512]) and looks_random(b[skip : skip + 512])):
+        return None
     start = skip + shared_prefix_run(a[skip:], b[skip:])
     n = min(len(a), len(b), start + 512) - start
     if n < 32:
@@ -568,22 +685,42 @@ def keystream_test(a: bytes, b: bytes, *, skip: int = 0) -> dict[str, float] | N
     a2, b2 = a[start : start + n], b[start : start + n]
     if not (looks_random(a2) and looks_random(b2)):
         return None
-    x = bytes(p ^ q for p, q in zip(a2, b2))
-    z_high, z_zero = _xor_stats(x)
-    h2, z2 = _xor_stats(x[n // 2 :])
-    whole = z_high >= 5.0 or z_zero >= 10.0
-    tail = h2 >= 3.0 or z2 >= 5.0
-    if whole and tail:
-        return {"xor_bytes": n, "z_top_bit": round(z_high, 1), "z_zero": round(z_zero, 1), "skipped": start}
+    raw = bytes(p ^ q for p, q in zip(a2, b2))
+    x = _drop_zero_runs(raw)
+    n = len(x)
+    if n >= 32:
+        z_high, z_zero = _xor_stats(x)
+        h2, z2 = _xor_stats(x[n // 2 :])
+        whole = z_high >= 5.0 or z_zero >= 10.0
+        tail = h2 >= 3.0 or z2 >= 5.0
+        if whole and tail:
+            return {"xor_bytes": n, "z_top_bit": round(z_high, 1), "z_zero": round(z_zero, 1), "skipped": start}
+        return None
+    # Nearly identical plaintexts under one keystream: the ciphertexts differ
+    # only in short stretches between long equal runs, because a byte-wise
+    # XOR does not spread a change. Block modes do: ECB changes whole 16-byte
+    # blocks, CBC everything after the first change. The differing bytes, when
+    # there are enough to judge, XOR to small values (text XOR text).
+    equal = sum(m.end() - m.start() for m in re.finditer(b"\x00{8,}", raw))
+    segments = [seg for seg in re.split(b"\x00{8,}", raw) if seg.strip(b"\x00")]
+    differing = bytes(c for c in x if c)
+    if equal >= 24 and segments and all(len(seg.strip(b"\x00")) <= 8 for seg in segments):
+        high = sum(1 for c in differing if c >= 0x80)
+        if len(differing) < 12 or high <= 0.15 * len(differing):
+            return {"xor_bytes": len(raw), "equal_bytes": equal, "differing": len(differing), "skipped": start}
     return None
 
 
 # --------------------------------------------------------------------------
 # Encoded ciphertext in text (HTTP bodies, JSON values, URL parameters, headers)
 
-_B64_RE = re.compile(rb"[A-Za-z0-9+/]{32,}={0,2}|[A-Za-z0-9_\-]{32,}={0,2}")
+# One class for both alphabets (RFC 4648 §4 and §5): an alternation would cut a
+# base64url token at its first '-' or '_'. Mixed alphabets are rejected when decoding.
+_B64_RE = re.compile(rb"[A-Za-z0-9+/_\-]{32,}={0,2}")
 _HEX_RE = re.compile(rb"(?<![0-9A-Za-z])[0-9a-fA-F]{64,}(?![0-9A-Za-z])")
-_JOSE_RE = re.compile(rb"[A-Za-z0-9_\-]{8,}(?:\.[A-Za-z0-9_\-]*){2,4}")
+# Anchored at the start of a run and possessive: on a long run without dots an
+# unanchored pattern backtracks from every position (quadratic time).
+_JOSE_RE = re.compile(rb"(?<![A-Za-z0-9_\-])[A-Za-z0-9_\-]{8,}+(?:\.[A-Za-z0-9_\-]*+){2,4}+")
 # Digest, id and signature sizes that random-looking tokens commonly have
 # (MD5/UUID 16, SHA-1 20, SHA-224 28, SHA-256/HMAC 32, SHA-384 48, SHA-512/Ed25519 sig 64).
 _TOKEN_SIZES = frozenset((16, 20, 28, 32, 48, 64))
@@ -594,6 +731,8 @@ MAX_TEXT = 65536
 
 def _b64decode(token: bytes) -> bytes | None:
     t = token.rstrip(b"=")
+    if (b"-" in t or b"_" in t) and (b"+" in t or b"/" in t):
+        return None
     if len(t) % 4 == 1:
         return None
     pad = b"=" * (-len(t) % 4)
@@ -623,7 +762,7 @@ class EncodedValue:
     decoded: bytes
 
 
-def scan_encoded(text: bytes, where: str) -> list[EncodedValue]:
+def scan_encoded(text: bytes, where: str, *, min_bytes: int = MIN_ENCODED_BYTES) -> list[EncodedValue]:
     """High-entropy binary values carried in base64/base64url/hex inside ``text``.
 
     Tokens are ignored when they decode to less than MIN_ENCODED_BYTES or to a
@@ -667,7 +806,7 @@ def scan_encoded(text: bytes, where: str) -> list[EncodedValue]:
                     continue
                 raw = decoded
                 kind = "base64url" if (b"-" in token or b"_" in token) else "base64"
-            if len(raw) < MIN_ENCODED_BYTES or len(raw) in _TOKEN_SIZES:
+            if len(raw) < min_bytes or len(raw) in _TOKEN_SIZES or known_format(raw):
                 continue
             if looks_random(raw) or (len(raw) < 64 and _short_random(raw)):
                 found.append(EncodedValue(kind, where, raw))
@@ -678,6 +817,15 @@ def scan_encoded(text: bytes, where: str) -> list[EncodedValue]:
 def _short_random(raw: bytes) -> bool:
     # 40-63 random bytes: nearly all values distinct (birthday: about 3-7 repeats).
     return len(set(raw)) >= len(raw) - 8 and _printable_fraction(raw) < 0.75
+
+
+def distinct_enough(raw: bytes) -> bool:
+    """Short random-looking bytes (20-63): few repeated values, mostly not text.
+
+    n random bytes repeat about n^2/512 values (birthday bound), so at most
+    n/8 + 2 repeats are allowed.
+    """
+    return 20 <= len(raw) < 64 and len(set(raw)) >= len(raw) - (len(raw) // 8 + 2) and _printable_fraction(raw) < 0.75
 
 
 # --------------------------------------------------------------------------
@@ -692,7 +840,7 @@ def _by_direction(units: Sequence[Unit]) -> dict[int, list[Unit]]:
     return out
 
 
-def _block_alignment(direction: int, lengths: list[int], framed: bool) -> Evidence | None:
+def _block_alignment(direction: int, lengths: list[int], framed: bool, *, need16: int | None = None, need8: int | None = None) -> Evidence | None:
     """Lengths minus a constant header are multiples of 16 (or 8).
 
     With d distinct lengths a common residue mod 16 happens by chance with
@@ -700,8 +848,9 @@ def _block_alignment(direction: int, lengths: list[int], framed: bool) -> Eviden
     prefix already delimits the frames), i.e. at most 2^-12 (2^-8).
     """
     distinct = sorted(set(lengths))
-    need16 = 3 if framed else 4
-    for block, need in ((16, need16), (8, need16 + 1)):
+    need16 = need16 if need16 is not None else (3 if framed else 4)
+    need8 = need8 if need8 is not None else need16 + 1
+    for block, need in ((16, need16), (8, need8)):
         if len(distinct) < need:
             continue
         residues = {n % block for n in distinct}
@@ -714,6 +863,47 @@ def _block_alignment(direction: int, lengths: list[int], framed: bool) -> Eviden
                 (("units", len(lengths)), ("distinct_lengths", len(distinct)), ("header", header), ("block", block)),
             )
     return None
+
+
+def pooled_findings(units: Sequence[Unit]) -> list[Evidence]:
+    """``length_prefixed`` and block alignment over ciphertext-like units pooled from several flows.
+
+    A beacon-like sender opens one connection per message, so no single flow
+    has enough messages; the same tests (same odds) then run over the first
+    messages of recent flows from one client to one destination. Callers pass
+    only random-looking units of one direction, with unique indexes; the data
+    may be just the unit's head (a single-frame chain needs only its header).
+    """
+    if len(units) < 2:
+        return []
+    direction = units[0].direction
+    dname = direction_name(direction)
+    ev: list[Evidence] = []
+    lengths = [u.length for u in units]
+    framed = False
+    lp = _length_prefix(units)
+    if lp is not None:
+        hyp, frames_by_unit, nframes = lp
+        framed = True
+        ev.append(
+            Evidence(
+                "length_prefixed",
+                dname,
+                f"{nframes} frames in {len(frames_by_unit)} messages of separate flows: {hyp.describe()}",
+                (("frames", nframes), ("field_offset", hyp.offset), ("field_width", hyp.width), ("big_endian", hyp.big), ("adjust", hyp.adjust)),
+            )
+        )
+        lengths = [flen - hyp.header for fl in frames_by_unit.values() for _, flen in fl]
+    # The pool is re-judged as flows arrive (repeated tests), so it asks for
+    # more: 4 distinct lengths for 16 (2^-12), 6 for 8 (2^-15).
+    aligned = _block_alignment(direction, lengths, framed, need16=4, need8=6)
+    if aligned is not None:
+        ev.append(aligned)
+    sizes = {u.length for u in units}
+    if len(sizes) == 1 and next(iter(sizes)) in RSA_SIZES:
+        size = next(iter(sizes))
+        ev.append(Evidence("rsa_blob", dname, f"{len(units)} messages of separate flows are each exactly {size} random-looking bytes (RSA-{size * 8} sized)", (("bytes", size), ("units", len(units)))))
+    return ev
 
 
 def _common_prefix_all(datas: list[bytes], cap: int = 64) -> int:
@@ -729,7 +919,7 @@ def _common_prefix_all(datas: list[bytes], cap: int = 64) -> int:
 def analyze_units(units: Sequence[Unit], *, text_values: Sequence[EncodedValue] = ()) -> FramingResult:
     """All framing findings over ``units`` (plus decoded values found in text)."""
     evidence: list[Evidence] = []
-    evidence.extend(_tls_findings(units))
+    evidence.extend(tls_findings(units))
     for direction, dunits in _by_direction(units).items():
         evidence.extend(_direction_findings(direction, dunits))
     evidence.extend(_cross_direction(units))
@@ -752,7 +942,7 @@ def _direction_findings(direction: int, dunits: list[Unit]) -> list[Evidence]:
     ev: list[Evidence] = []
     dname = direction_name(direction)
     # Units whose content is a known compressed or media format are explained.
-    candidates = [u for u in dunits if u.data and _explained(u.data) is None]
+    candidates = [u for u in dunits if u.data and explained_format(u.data) is None]
     if not candidates:
         return ev
 
@@ -768,7 +958,9 @@ def _direction_findings(direction: int, dunits: list[Unit]) -> list[Evidence]:
             for start, flen in fl:
                 payload = u.data[start + hyp.header : start + flen]
                 frames.append(Unit(direction, len(frames), flen - hyp.header, payload, u.complete and len(payload) == flen - hyp.header, u.offset + start, "frame"))
-        payload_sample = b"".join(f.data for f in frames)[:MAX_SCAN]
+        # Frames that hold a compressed or media format (zlib after a length
+        # field is common) are explained, not ciphertext.
+        payload_sample = b"".join(f.data for f in frames if known_format(f.data) is None)[:MAX_SCAN]
         if looks_random(payload_sample):
             framed = True
             ev.append(
@@ -780,6 +972,9 @@ def _direction_findings(direction: int, dunits: list[Unit]) -> list[Evidence]:
                 )
             )
         else:
+            explained = {f.offset for f in frames if known_format(f.data) is not None}
+            if explained and len(explained) * 2 >= len(frames):
+                return ev  # length-prefixed compressed/media frames: explained
             frames = []
     work = frames if framed else candidates
     random_units = [u for u in work if looks_random(u.data)]
@@ -789,19 +984,20 @@ def _direction_findings(direction: int, dunits: list[Unit]) -> list[Evidence]:
     if aligned is not None:
         ev.append(aligned)
 
-    # 3. A fresh IV/nonce in front of each ciphertext.
-    rp = _random_prefix(dname, random_units, aligned, framed)
-    if rp is not None:
-        ev.append(rp)
+    # 3. RSA-sized and EC-point-shaped units.
+    ev.extend(_asymmetric(dname, work, candidates, random_units, aligned is not None))
 
-    # 4. RSA-sized and EC-point-shaped units.
-    ev.extend(_asymmetric(dname, work, candidates, random_units))
+    # 4. Repeated blocks within a unit and across units.
+    reuse = _repeated(dname, work)
+    # 5. Keystream reuse between units of this direction (per-message static nonce).
+    reuse += _keystream_within(dname, random_units if framed else candidates)
+    ev.extend(reuse)
 
-    # 5. Repeated blocks within a unit and across units.
-    ev.extend(_repeated(dname, work))
-
-    # 6. Keystream reuse between units of this direction (per-message static nonce).
-    ev.extend(_keystream_within(dname, random_units if framed else candidates))
+    # 6. A fresh IV/nonce in front of each ciphertext; contradicted by any reuse.
+    if not reuse:
+        rp = _random_prefix(dname, random_units, aligned, framed)
+        if rp is not None:
+            ev.append(rp)
     return ev
 
 
@@ -840,22 +1036,39 @@ def _random_prefix(dname: str, random_units: list[Unit], aligned: Evidence | Non
     )
 
 
-def _asymmetric(dname: str, work: list[Unit], candidates: list[Unit], random_units: list[Unit]) -> list[Evidence]:
+def _asymmetric(dname: str, work: list[Unit], candidates: list[Unit], random_units: list[Unit], aligned: bool) -> list[Evidence]:
     ev: list[Evidence] = []
     random_ids = {id(u) for u in random_units}
+    lengths = {u.length for u in random_units}
     for u in work[:16]:
-        # RSA ciphertext (or signature) is exactly the modulus size.
+        # RSA ciphertext (or signature) is exactly the modulus size. Among
+        # ciphertexts of varying lengths an RSA size is a coincidence (about
+        # 4 lengths in a thousand), so only the unit that opens the direction
+        # *and is followed by more ciphertext* (the wrapped key goes first,
+        # the data after it) or a series where every unit has that size (RSA
+        # applied chunk by chunk) counts.
+        same_size_series = len(random_units) >= 2 and lengths == {u.length}
+        opens_hybrid = u is work[0] and any(v is not u for v in random_units)
+        if not (same_size_series or opens_hybrid):
+            continue
         if u.length in RSA_SIZES and u.complete and id(u) in random_ids:
             ev.append(Evidence("rsa_blob", dname, f"{u.source} {u.index} is exactly {u.length} bytes of random-looking data (RSA-{u.length * 8} sized)", (("bytes", u.length), ("unit", u.index))))
+    # The hybrid envelope: a length field announcing an RSA-sized block followed
+    # by more ciphertext. Random bytes match one of the 8 (width, value) pairs
+    # with p ~ 1.2e-4, so it must open the direction or recur in 2+ units.
+    envelopes: dict[tuple[int, bool, int], list[Unit]] = {}
     for u in candidates[:16]:
-        # The hybrid envelope: a length field announcing an RSA-sized block followed by more ciphertext.
         for width, big in ((2, True), (2, False), (4, True), (4, False)):
             v = _read_uint(u.data, 0, width, big)
-            if v in RSA_SIZES and u.length > width + v and looks_random(u.data[width : width + v]):
-                ev.append(
-                    Evidence("rsa_blob", dname, f"message {u.index} opens with a {width}-byte length {v} and {v} random-looking bytes, then {u.length - width - v} more (hybrid envelope)", (("bytes", v), ("unit", u.index), ("prefix_of", u.length)))
-                )
+            if v in RSA_SIZES and u.length > width + v + 16 and looks_random(u.data[width : width + v]):
+                envelopes.setdefault((width, big, v), []).append(u)
                 break
+    for (width, big, v), us in envelopes.items():
+        if us[0] is candidates[0] or len(us) >= 2:
+            u = us[0]
+            ev.append(
+                Evidence("rsa_blob", dname, f"{len(us)} message(s) open with a {width}-byte length {v} and {v} random-looking bytes, then more ciphertext (hybrid envelope)", (("bytes", v), ("unit", u.index), ("prefix_of", u.length), ("units", len(us))))
+            )
     for u in (work + [c for c in candidates if c not in work])[:32]:
         head = u.data[:200]
         for pos in range(0, min(len(head), 80)):
@@ -871,7 +1084,7 @@ def _asymmetric(dname: str, work: list[Unit], candidates: list[Unit], random_uni
     # X25519 (RFC 7748 §5): a 32-byte public value whose top bit is clear,
     # opening the direction and followed by more ciphertext-like data.
     first = work[0] if work else None
-    if first is not None and first.complete and first.length == 32 and first.data[31] & 0x80 == 0 and len(set(first.data)) >= 26:
+    if first is not None and first.complete and first.length == 32 and first.data[31] & 0x80 == 0 and len(set(first.data)) >= 24:
         if any(looks_random(u.data) for u in work[1:]):
             ev.append(Evidence("ec_point", dname, f"{first.source} 0 is 32 random-looking bytes with the top bit clear (X25519 public key shape), then ciphertext", (("curve", "X25519?"), ("offset", 0), ("unit", 0))))
     return ev
@@ -880,7 +1093,7 @@ def _asymmetric(dname: str, work: list[Unit], candidates: list[Unit], random_uni
 def _repeated(dname: str, work: list[Unit]) -> list[Evidence]:
     ev: list[Evidence] = []
     for u in work:
-        if not u.data or _explained(u.data):
+        if not u.data or explained_format(u.data):
             continue
         r = _repeats_within(u.data)
         if r:
@@ -899,12 +1112,19 @@ def _repeated(dname: str, work: list[Unit]) -> list[Evidence]:
             pairs += 1
             a, b = heads[i].data, heads[j].data
             run = shared_prefix_run(a, b)
-            if run < 16 or not _diverse_block(a[run - 16 : run]):
-                continue
-            if run <= all_common and run < 32:
-                continue
-            ev.append(Evidence("repeated_blocks", dname, f"units {heads[i].index} and {heads[j].index} open with the same {run} random-looking bytes (static IV or deterministic encryption)", (("shared_bytes", run), ("scope", "units"))))
-            return ev
+            if run >= 16 and _diverse_block(a[run - 16 : run]) and not (run <= all_common and run < 32):
+                ev.append(Evidence("repeated_blocks", dname, f"units {heads[i].index} and {heads[j].index} open with the same {run} random-looking bytes (static IV or deterministic encryption)", (("shared_bytes", run), ("offset", 0), ("scope", "units"))))
+                return ev
+            same = _same_offset_blocks(a, b, max(run, all_common))
+            if same:
+                offset, count = same
+                field = a[offset : offset + 16]
+                # The same block at the same place in every unit is a header field
+                # (session id, token) unless the equal run is long.
+                if count < 3 and len(heads) >= 3 and all(h.data[offset : offset + 16] == field for h in heads):
+                    continue
+                ev.append(Evidence("repeated_blocks", dname, f"units {heads[i].index} and {heads[j].index} carry {count} equal random-looking 16-byte blocks at the same offsets from {offset} (ECB or a static IV)", (("shared_blocks", count), ("offset", offset), ("scope", "units"))))
+                return ev
     return ev
 
 
@@ -924,8 +1144,8 @@ def _keystream_within(dname: str, units: list[Unit]) -> list[Evidence]:
 
 def _cross_direction(units: Sequence[Unit]) -> list[Evidence]:
     """Both directions starting the same keystream (one key, one nonce, two senders)."""
-    first_out = next((u for u in units if u.direction == OUT and u.data and not _explained(u.data)), None)
-    first_in = next((u for u in units if u.direction == IN and u.data and not _explained(u.data)), None)
+    first_out = next((u for u in units if u.direction == OUT and u.data and not explained_format(u.data)), None)
+    first_in = next((u for u in units if u.direction == IN and u.data and not explained_format(u.data)), None)
     if first_out is None or first_in is None:
         return []
     st = keystream_test(first_out.data, first_in.data)

@@ -27,7 +27,7 @@ from netan.analyzers.framing import (
 from netan.analyzers.protocols import escape_text
 from netan.sample import IN, OUT, FlowSample
 
-__all__ = ["HttpMessage", "parse_stream", "is_http_request_start", "is_http_response_start", "summarize", "body_class", "METHODS"]
+__all__ = ["HttpMessage", "parse_stream", "is_http_request_start", "is_http_response_start", "summarize", "empty_info", "body_class", "METHODS"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,9 @@ MAX_HEADERS = 100
 MAX_HEADER_BLOCK = 16384
 MAX_CHUNKS = 256
 MAX_STR = 256
+# URL parameters and headers carry ids, nonces and signatures of up to 64
+# random bytes by design; ciphertext there must be longer to count.
+MIN_HEADER_VALUE = 65
 # Headers that carry session credentials by design: a random token there is
 # normal, so they are not scanned for encoded ciphertext (docs/framing.md).
 _CREDENTIAL_HEADERS = frozenset((b"cookie", b"set-cookie", b"authorization", b"proxy-authorization"))
@@ -51,7 +54,12 @@ _STATUS_LINE = re.compile(rb"^HTTP/(1\.[01]) ([0-9]{3})(?: (.*))?$")
 def is_http_request_start(data: bytes) -> bool:
     """A request line's method and a space: enough to claim HTTP/1.x by structure."""
     eol = data.find(b"\r\n", 0, 8300)
-    return eol > 0 and _REQUEST_LINE.match(data[:eol]) is not None and data[: data.find(b" ")] in METHODS
+    if eol < 0:
+        # An overlong request line is still HTTP (flagged when parsed): a method,
+        # a space and a target that starts like one (RFC 9112 §3.2).
+        sp = data.find(b" ", 0, 12)
+        return len(data) >= 8300 and sp > 0 and data[:sp] in METHODS and data[sp + 1 : sp + 2] in (b"/", b"h", b"*")
+    return _REQUEST_LINE.match(data[:eol]) is not None and data[: data.find(b" ")] in METHODS
 
 
 def is_http_response_start(data: bytes) -> bool:
@@ -73,6 +81,13 @@ class HttpMessage:
     body: bytes
     body_complete: bool
     chunked: bool
+    end: int = 0  # stream offset just after this message (may exceed the sample)
+
+    @property
+    def upgrades_to_websocket(self) -> bool:
+        """RFC 6455 §4: an Upgrade request, or its 101 Switching Protocols answer."""
+        up = (self.header(b"upgrade") or b"").lower()
+        return b"websocket" in up and (self.is_request or self.status == 101)
 
     def header(self, name: bytes) -> bytes | None:
         for k, v in self.headers:
@@ -143,7 +158,7 @@ def parse_stream(data: bytes, is_request: bool, *, request_methods: list[str | N
         if is_request:
             m = _REQUEST_LINE.match(first)
             if not m or m.group(1) not in METHODS:
-                anomalies.append("bad_request_line")
+                anomalies.append("request_line_too_long" if len(first) > 8192 else "bad_request_line")
                 break
             method = m.group(1).decode("ascii")
             raw_target = m.group(2)
@@ -164,7 +179,12 @@ def parse_stream(data: bytes, is_request: bool, *, request_methods: list[str | N
         body_length: int | None = None
         body = b""
         complete = True
-        if chunked:
+        req_method = None
+        if not is_request and request_methods and len(messages) < len(request_methods):
+            req_method = request_methods[len(messages)]
+        if not is_request and (req_method == "HEAD" or status is not None and (status < 200 or status in (204, 304))):
+            pass  # RFC 9112 §6.3 rule 1: these responses never carry a body, whatever the headers say
+        elif chunked:
             body, pos, complete = _dechunk(data, pos, anomalies)
             body_length = len(body)
         elif b"content-length" in hdict:
@@ -180,17 +200,15 @@ def parse_stream(data: bytes, is_request: bool, *, request_methods: list[str | N
                 complete = len(body) == body_length
                 pos += body_length
         elif not is_request:
-            # RFC 9112 §6.3: no length, no chunking: the body runs to the close,
-            # except for 1xx/204/304 and replies to HEAD.
-            req_method = request_methods[len(messages)] if request_methods and len(messages) < len(request_methods) else None
-            if status is not None and (status < 200 or status in (204, 304)) or req_method == "HEAD":
-                body = b""
-            else:
-                body = data[pos:]
-                body_length = None
-                complete = False
-                pos = len(data)
-        messages.append(HttpMessage(is_request, method, target, raw_target, status, version, headers, body_length, body, complete, chunked))
+            # RFC 9112 §6.3 rule 8: no length and no chunking: the body runs to the close.
+            body = data[pos:]
+            body_length = None
+            complete = False
+            pos = len(data)
+        msg = HttpMessage(is_request, method, target, raw_target, status, version, headers, body_length, body, complete, chunked, pos)
+        messages.append(msg)
+        if msg.upgrades_to_websocket:
+            break  # what follows is WebSocket frames, not HTTP (RFC 6455 §4.1)
     if pos > len(data):
         anomalies.append("body_past_sample")
     return messages, sorted(set(anomalies))
@@ -220,16 +238,105 @@ def body_class(body: bytes, content_type: bytes | None, content_encoding: bytes 
     return "binary", None
 
 
+MAX_WS_FRAMES = 128
+_WS_OPCODES = frozenset((0, 1, 2, 8, 9, 10))
+
+
+@dataclass(frozen=True, slots=True)
+class WsFrame:
+    """One WebSocket frame (RFC 6455 §5.2), payload unmasked and sampled."""
+
+    opcode: int
+    fin: bool
+    compressed: bool  # RSV1: permessage-deflate (RFC 7692 §6)
+    length: int
+    payload: bytes
+    complete: bool
+
+
+def parse_ws_frames(data: bytes, *, from_client: bool, anomalies: list[str]) -> list[WsFrame]:
+    """WebSocket frames from ``data`` as far as they are valid (bounded).
+
+    Clients must mask every frame and servers must not (§5.1); a frame that
+    breaks that, uses a reserved opcode or RSV2/RSV3, stops the walk.
+    """
+    frames: list[WsFrame] = []
+    pos = 0
+    while pos + 2 <= len(data) and len(frames) < MAX_WS_FRAMES:
+        b0, b1 = data[pos], data[pos + 1]
+        opcode, masked, length = b0 & 0x0F, bool(b1 & 0x80), b1 & 0x7F
+        if opcode not in _WS_OPCODES or b0 & 0x30 or masked != from_client:
+            anomalies.append("websocket_bad_frame")
+            break
+        head = 2
+        if length == 126:
+            if pos + 4 > len(data):
+                break
+            length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+            head = 4
+        elif length == 127:
+            if pos + 10 > len(data):
+                break
+            length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+            head = 10
+        key = b""
+        if masked:
+            key = data[pos + head : pos + head + 4]
+            head += 4
+            if len(key) < 4:
+                break
+        start = pos + head
+        raw = data[start : start + min(length, 1 << 16)]
+        if key:
+            # XOR with the 4-byte key repeated (§5.3), done as one big-integer XOR.
+            stream = (key * (len(raw) // 4 + 1))[: len(raw)]
+            raw = (int.from_bytes(raw, "big") ^ int.from_bytes(stream, "big")).to_bytes(len(raw), "big") if raw else b""
+        frames.append(WsFrame(opcode, bool(b0 & 0x80), bool(b0 & 0x40), length, raw, len(raw) == length))
+        pos = start + length
+    return frames
+
+
+def _websocket(sample: FlowSample, req_dir: int, request: HttpMessage, response: HttpMessage) -> tuple[dict[str, Any], list[Unit], list[EncodedValue]]:
+    """After the upgrade: data frames become framing units, text frames are scanned."""
+    anomalies: list[str] = []
+    units: list[Unit] = []
+    values: list[EncodedValue] = []
+    counts = {"out": 0, "in": 0}
+    resp_dir = IN if req_dir == OUT else OUT
+    for direction, start, from_client in ((req_dir, request.end, True), (resp_dir, response.end, False)):
+        dname = "out" if direction == OUT else "in"
+        for f in parse_ws_frames(sample.stream(direction)[start:], from_client=from_client, anomalies=anomalies):
+            counts[dname] += 1
+            if f.opcode not in (0, 1, 2) or not f.payload or f.compressed:
+                continue  # control frames; compressed messages are explained
+            if f.opcode == 1 or (f.opcode == 0 and _printable_ratio(f.payload) > 0.95):
+                values += scan_encoded(f.payload, f"{dname}:websocket")
+            units.append(Unit(direction, len(units), f.length, f.payload, f.complete, 0, "ws_frame"))
+    return {"frames": counts, "anomalies": sorted(set(anomalies))}, units, values
+
+
+def _printable_ratio(data: bytes) -> float:
+    sample = data[:4096]
+    return sum(1 for b in sample if 32 <= b < 127 or b in (9, 10, 13)) / len(sample) if sample else 0.0
+
+
 def _text_values(msg: HttpMessage, direction: str) -> list[EncodedValue]:
     """Encoded ciphertext candidates in the URL, headers and a textual body."""
     found: list[EncodedValue] = []
     if msg.is_request and b"?" in msg.raw_target:
         query = msg.raw_target.split(b"?", 1)[1]
-        for _, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True, max_num_fields=200, encoding="latin-1"):
-            found += scan_encoded(v.encode("latin-1"), f"{direction}:url")
-    for name, value in msg.headers[:MAX_HEADERS]:
-        if name not in _CREDENTIAL_HEADERS:
-            found += scan_encoded(value, f"{direction}:header")
+        try:
+            params = parse_qsl(query.decode("latin-1"), keep_blank_values=True, max_num_fields=200, encoding="latin-1")
+        except ValueError:  # more than 200 fields: judge the raw query instead
+            params = [("", unquote_to_bytes(query[:MAX_STR * 64]).decode("latin-1"))]
+        for _, v in params:
+            found += scan_encoded(v.encode("latin-1"), f"{direction}:url", min_bytes=MIN_HEADER_VALUE)
+    if msg.is_request:
+        # Response headers carry server request ids and signatures (x-amz-id-2 ...):
+        # only what the client sends is judged.
+        for name, value in msg.headers[:MAX_HEADERS]:
+            if name not in _CREDENTIAL_HEADERS:
+                found += scan_encoded(value, f"{direction}:header", min_bytes=MIN_HEADER_VALUE)
     body = msg.body[:65536]
     if not body or known_format(body):
         return found
@@ -237,8 +344,8 @@ def _text_values(msg: HttpMessage, direction: str) -> list[EncodedValue]:
     if b"x-www-form-urlencoded" in ctype:
         try:
             pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True, max_num_fields=500, encoding="latin-1")
-        except ValueError:
-            pairs = []
+        except ValueError:  # more than 500 fields: judge the decoded body as a whole
+            pairs = [("", unquote_to_bytes(body).decode("latin-1"))]
         for _, v in pairs:
             found += scan_encoded(v.encode("latin-1"), f"{direction}:form")
         return found
@@ -291,10 +398,23 @@ def _multipart_parts(body: bytes, ctype: bytes) -> list[tuple[bytes, bytes]]:
     return parts
 
 
+def empty_info(version: str | None = None) -> dict[str, Any]:
+    """The ``http`` field with every key present and nothing claimed (h2c uses it too)."""
+    return {
+        "method": None, "host": None, "path": None, "version": version, "status": None,
+        "content_type": None, "content_length": None, "user_agent": None,
+        "request_content_type": None, "request_content_length": None,
+        "requests": 0, "responses": 0, "uploads": [], "websocket": None, "anomalies": [],
+    }
+
+
 def summarize(sample: FlowSample) -> tuple[dict[str, Any], list[Unit], list[EncodedValue]]:
     """The flow's ``http`` field, the bodies as framing units, and encoded values."""
-    requests, req_anom = parse_stream(sample.out, True)
-    responses, resp_anom = parse_stream(sample.inb, False, request_methods=[r.method for r in requests])
+    req_dir, resp_dir = OUT, IN
+    if not is_http_request_start(sample.out) and (is_http_request_start(sample.inb) or is_http_response_start(sample.out)):
+        req_dir, resp_dir = IN, OUT  # a flow joined mid-connection: roles from content, not order
+    requests, req_anom = parse_stream(sample.stream(req_dir), True)
+    responses, resp_anom = parse_stream(sample.stream(resp_dir), False, request_methods=[r.method for r in requests])
     first_req = requests[0] if requests else None
     first_resp = responses[0] if responses else None
 
@@ -307,7 +427,7 @@ def summarize(sample: FlowSample) -> tuple[dict[str, Any], list[Unit], list[Enco
     units: list[Unit] = []
     values: list[EncodedValue] = []
     uploads: list[dict[str, Any]] = []
-    for direction, msgs in ((OUT, requests), (IN, responses)):
+    for direction, msgs in ((req_dir, requests), (resp_dir, responses)):
         dname = "out" if direction == OUT else "in"
         for i, msg in enumerate(msgs):
             values += _text_values(msg, dname)
@@ -320,7 +440,7 @@ def summarize(sample: FlowSample) -> tuple[dict[str, Any], list[Unit], list[Enco
                 for b in bodies:
                     if b and not known_format(b):
                         units.append(Unit(direction, len(units), msg.body_length if len(bodies) == 1 and msg.body_length else len(b), b, msg.body_complete or len(bodies) > 1, 0, "body"))
-            if direction == OUT and (msg.body or msg.body_length):
+            if msg.is_request and (msg.body or msg.body_length):
                 uploads.append(
                     {
                         "method": msg.method,
@@ -332,6 +452,13 @@ def summarize(sample: FlowSample) -> tuple[dict[str, Any], list[Unit], list[Enco
                         "format": fmt,
                     }
                 )
+    websocket = None
+    for i, resp in enumerate(responses):
+        if resp.upgrades_to_websocket and i < len(requests) and requests[i].upgrades_to_websocket:
+            websocket, ws_units, ws_values = _websocket(sample, req_dir, requests[i], resp)
+            units += ws_units
+            values += ws_values
+            break
     host = hdr(first_req, b"host", 255)
     path = first_req.target if first_req else None
     info: dict[str, Any] = {
@@ -348,6 +475,7 @@ def summarize(sample: FlowSample) -> tuple[dict[str, Any], list[Unit], list[Enco
         "requests": len(requests),
         "responses": len(responses),
         "uploads": uploads[:8],
+        "websocket": websocket,
         "anomalies": sorted(set(req_anom) | {f"response:{a}" for a in resp_anom}),
     }
     return info, units, values

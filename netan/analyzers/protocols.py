@@ -1,7 +1,7 @@
 """The protocol dispatcher: which L7 protocol a flow speaks, by structure, and its framing.
 
 Contract: ``analyze(sample) -> dict`` always returns the same keys:
-``l7`` (tls, quic, dtls, http, http2, dns, ssh or unknown), ``framing`` (finding
+``l7`` (tls, quic, dtls, http, http2, dns, ssh, rtp, stun, wireguard or unknown), ``framing`` (finding
 names, docs/framing.md) and ``framing_evidence`` (one dict per finding, numbers
 only), ``tls`` (from netan.analyzers.tls/quic/dtls when they recognise the flow,
 else None), ``http``, ``dns``, ``ssh`` (each None unless that protocol was
@@ -11,18 +11,20 @@ DNS checks). Payload bytes never appear in the result; strings are escaped.
 from __future__ import annotations
 
 import importlib
+import ipaddress
 import logging
+import re
 from typing import Any
 
 from netan.sample import IN, OUT, FlowSample
 
-__all__ = ["analyze", "escape_text", "H2_PREFACE", "L7_NAMES"]
+__all__ = ["analyze", "escape_text", "local_only", "H2_PREFACE", "L7_NAMES"]
 
 log = logging.getLogger(__name__)
 
 #: RFC 9113 §3.4: the client connection preface of HTTP/2 over cleartext TCP.
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-L7_NAMES = ("tls", "quic", "dtls", "http", "http2", "dns", "ssh", "unknown")
+L7_NAMES = ("tls", "quic", "dtls", "http", "http2", "dns", "ssh", "rtp", "stun", "wireguard", "unknown")
 MAX_H2_FRAMES = 256
 
 
@@ -30,7 +32,7 @@ def escape_text(value: bytes | str, limit: int = 256) -> str:
     """Printable, bounded text: control characters as \\xNN, at most ``limit`` characters.
 
     Hostile values (terminal escapes, NULs, megabyte headers) reach logs and
-    HTML reports through this; the "…" marks a cut.
+    HTML reports through this; a trailing "…" marks a cut (and counts in the limit).
     """
     if isinstance(value, bytes):
         value = value[: limit * 4].decode("utf-8", "backslashreplace")
@@ -39,7 +41,7 @@ def escape_text(value: bytes | str, limit: int = 256) -> str:
     for ch in value:
         o = ord(ch)
         piece = f"\\x{o:02x}" if (o < 0x20 or 0x7F <= o < 0xA0) else ch
-        if size + len(piece) > limit:
+        if size + len(piece) > limit - 1:
             out.append("…")
             break
         out.append(piece)
@@ -93,8 +95,120 @@ def _h2_units(sample: FlowSample) -> tuple[dict[str, Any], list[Any]]:
             elif ftype > 9:
                 anomalies.append("unknown_frame_type")
             pos += 9 + length
-    info = {"version": "2", "frames": counts, "data_frames": len(units), "anomalies": sorted(set(anomalies))}
+    from netan.analyzers.http import empty_info
+
+    info = empty_info("2")
+    info.update(frames=counts, data_frames=len(units), anomalies=sorted(set(anomalies)))
     return info, units
+
+
+_GQUIC_VERSION = re.compile(rb"[QT]0[0-9]{2}")
+
+
+def _quic_by_shape(sample: FlowSample) -> bool:
+    """QUIC that the QUIC analyzer could not parse: gQUIC, other versions, mid-connection.
+
+    Google QUIC puts "Q0nn"/"T0nn" in the long header (Q046+: bytes 1-4) or
+    after the 8-byte connection id of the public header (Q043 and older,
+    flag 0x01; draft-ietf-quic-invariants does not cover it). IETF QUIC
+    (RFC 8999 invariants): long headers repeat one version and a connection
+    id length of at most 20; short headers (0b01xxxxxx) repeat the
+    destination connection id, which we require for 8 bytes in 3 datagrams
+    (random datagrams match with probability below 2^-120).
+    """
+    grams = [d for _, d in sample.datagrams(OUT)[:16] if len(d) >= 13]
+    if not grams:
+        return False
+    for d in grams[:4]:
+        if d[0] & 0x80 and _GQUIC_VERSION.fullmatch(d[1:5]):
+            return True
+        if d[0] & 0x01 and not d[0] & 0x80 and _GQUIC_VERSION.fullmatch(d[9:13]):
+            return True
+    longs = [d for d in grams if d[0] & 0xC0 == 0xC0]
+    if len(longs) >= 2 and len({d[1:5] for d in longs}) == 1 and all(d[5] <= 20 for d in longs) and longs[0][1:5] != b"\x00\x00\x00\x00":
+        return True
+    shorts = [d for d in grams if d[0] & 0xC0 == 0x40]
+    if len(shorts) < 3 or len(shorts) * 2 < len(grams) or len({d[1:9] for d in shorts}) != 1:
+        return False
+    # A real connection id is random and the rest is ciphertext (RFC 9001 §5).
+    from netan.analyzers.framing import looks_random
+
+    return len(set(shorts[0][1:9])) >= 5 and sum(looks_random(d[9:]) for d in shorts) * 2 >= len(shorts)
+
+
+def _is_stun(d: bytes) -> bool:
+    """STUN/TURN message (RFC 8489 §5): top bits 00, magic cookie, length = rest, 4-aligned."""
+    return len(d) >= 20 and d[0] < 0x40 and d[4:8] == b"\x21\x12\xa4\x42" and int.from_bytes(d[2:4], "big") == len(d) - 20 and len(d) % 4 == 0
+
+
+def _rtp_stream(grams: list[bytes]) -> bool:
+    """RTP (RFC 3550 §5.1): version 2, one SSRC, sequence numbers that advance by small steps.
+
+    SRTP (RFC 3711) keeps this header in clear, so encrypted media is
+    recognised too. Random datagrams share a 32-bit SSRC with probability 2^-32.
+    """
+    rtp = [d for d in grams if len(d) >= 12 and d[0] & 0xC0 == 0x80 and not 192 <= d[1] <= 223]
+    if len(rtp) < 3 or len({d[8:12] for d in rtp}) != 1:
+        return False
+    seqs = [int.from_bytes(d[2:4], "big") for d in rtp]
+    return all(0 < (b - a) % 65536 <= 64 for a, b in zip(seqs, seqs[1:]))
+
+
+def _wireguard(sample: FlowSample) -> bool:
+    """WireGuard (whitepaper §5.4): type 1-4, three zero bytes, fixed handshake sizes,
+    transport data 16 header + 16k ciphertext + 16 tag bytes."""
+    grams = [g for _, g in sample.datagrams()[:32]]
+    if len(grams) < 2:
+        return False
+    sizes = {1: 148, 2: 92, 3: 64}
+    for g in grams:
+        if len(g) < 32 or g[0] not in (1, 2, 3, 4) or g[1:4] != b"\x00\x00\x00":
+            return False
+        if g[0] in sizes and len(g) != sizes[g[0]]:
+            return False
+        if g[0] == 4 and (len(g) - 32) % 16:
+            return False
+    return True
+
+
+def _udp_media(sample: FlowSample) -> str | None:
+    """WebRTC-style media flows (RFC 7983 demultiplexing): rtp, or stun alone."""
+    by_dir = {d: [g for _, g in sample.datagrams(d)[:64]] for d in (OUT, IN)}
+    if any(_rtp_stream(grams) for grams in by_dir.values()):
+        return "rtp"
+    grams = by_dir[OUT] + by_dir[IN]
+    if grams and sum(_is_stun(g) for g in grams) * 2 >= len(grams):
+        return "stun"
+    return None
+
+
+def local_only(sample: FlowSample) -> bool:
+    """Multicast and broadcast: local discovery chatter, never egress."""
+    try:
+        addr = ipaddress.ip_address(sample.dst_ip)
+    except ValueError:
+        return False
+    return addr.is_multicast or str(addr) == "255.255.255.255"
+
+
+def _stream_encoded(units: list[Any]) -> list[Any]:
+    """Encoded ciphertext inside the messages of a protocol we do not parse.
+
+    Android RATs often write base64(AES(...)) lines to a raw socket. Random
+    bytes hold a 43-character base64-alphabet run with probability ~4^-43,
+    so binary ciphertext and compressed data never produce one.
+    """
+    from netan.analyzers.framing import MAX_TEXT, scan_encoded
+
+    found: list[Any] = []
+    budget = MAX_TEXT
+    for u in units[:32]:
+        if budget <= 0:
+            break
+        chunk = u.data[: min(len(u.data), budget)]
+        budget -= len(chunk)
+        found += scan_encoded(chunk, "out:stream" if u.direction == OUT else "in:stream")
+    return found
 
 
 def _detect_tcp(sample: FlowSample) -> str:
@@ -105,6 +219,8 @@ def _detect_tcp(sample: FlowSample) -> str:
         return "http2"
     if http_mod.is_http_request_start(sample.out) or http_mod.is_http_response_start(sample.inb):
         return "http"
+    if http_mod.is_http_request_start(sample.inb) or http_mod.is_http_response_start(sample.out):
+        return "http"  # joined mid-connection: the responder was taken for the originator
     if sample.out.startswith(b"SSH-") or ssh_mod.is_ssh_start(sample.inb):
         return "ssh"
     return "unknown"
@@ -129,7 +245,7 @@ def analyze(sample: FlowSample) -> dict[str, Any]:
     if sample.proto in ("tcp", "udp"):
         for module in family:
             fields = _optional(module, sample)
-            if fields:
+            if fields and fields.get("l7") in L7_NAMES and fields.get("l7") != "unknown":
                 for key, value in fields.items():
                     if key not in ("framing", "framing_evidence"):
                         result[key] = value
@@ -155,17 +271,28 @@ def analyze(sample: FlowSample) -> dict[str, Any]:
         if dns is not None:
             l7 = "dns"
             result["dns"] = dns
+    if l7 == "unknown" and sample.proto == "udp":
+        if _quic_by_shape(sample):
+            l7 = "quic"
+        elif _wireguard(sample):
+            l7 = "wireguard"
+        else:
+            l7 = _udp_media(sample) or l7
 
     if l7 in ("tls", "dtls"):
-        res = framing.analyze_units([u for u in framing.units_from_sample(sample) if u.index == 0])
-        evidence = [e for e in res.evidence if e.finding == "tls_records"]
-    elif l7 in ("quic", "ssh", "dns"):
-        evidence = []  # encryption (or none) explained by the protocol itself
+        evidence = framing.tls_findings([u for u in framing.units_from_sample(sample) if u.index == 0])
+    elif l7 in ("quic", "ssh", "dns", "rtp", "stun", "wireguard") or local_only(sample):
+        evidence = []  # encryption (or none) explained by the protocol itself; or not egress
     else:
-        res = framing.analyze_units(units if units is not None else framing.units_from_sample(sample), text_values=text_values)
+        if units is None:
+            units = framing.units_from_sample(sample)
+        if l7 in ("unknown", "http2"):
+            text_values = _stream_encoded(units)
+        res = framing.analyze_units(units, text_values=text_values)
         evidence = list(res.evidence)
         if l7 == "unknown" and any(e.finding == "tls_records" for e in evidence):
-            l7 = "tls"  # records with no handshake in the sample: a flow seen mid-stream
+            # Records with no handshake in the sample: a flow seen mid-stream.
+            l7 = "dtls" if sample.proto == "udp" else "tls"
             evidence = [e for e in evidence if e.finding == "tls_records"]
     result["l7"] = l7
     result["framing"] = framing.FramingResult(tuple(evidence)).findings

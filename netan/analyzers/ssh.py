@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from netan.analyzers.protocols import escape_text
-from netan.sample import IN, OUT, FlowSample
+from netan.sample import FlowSample
 
 __all__ = ["KexInit", "parse_banner", "parse_kexinit", "find_kexinit", "summarize", "is_ssh_start"]
 
 MAX_BANNER = 255  # RFC 4253 §4.2: the identification string is at most 255 characters
-MAX_PRE_BANNER_LINES = 32  # the server may send other lines first (§4.2)
+MAX_PRE_BANNER_LINES = 256  # the server may send other lines first (§4.2); bounded
 MAX_PACKET = 35000  # §6.1: implementations must handle 35000-byte packets
 MAX_NAMES = 64  # names kept per list
 MAX_LIST_BYTES = 4096
