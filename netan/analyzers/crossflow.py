@@ -21,6 +21,8 @@ from netan.sample import IN, OUT, FlowSample
 __all__ = ["CrossFlowConfig", "CrossFlowAnalyzer"]
 
 log = logging.getLogger(__name__)
+#: a per-message header (length field, counter) in front of a repeated ciphertext prefix
+MAX_HEADER = 8
 
 # Flows whose encryption (or lack of it) the protocol explains: not compared.
 _SKIP_L7 = frozenset(("tls", "quic", "dtls", "ssh", "dns", "rtp", "stun", "wireguard"))
@@ -296,10 +298,12 @@ class CrossFlowAnalyzer:
             self._flag(new.flow_id, ev)
             self._flag(old.flow_id, {**ev, "other_flow": new.flow_id})
             return
-        run = framing.shared_prefix_run(old.data, new.data)
+        # The run may start after a small header that differs per message (a length
+        # field, a sequence number): look at the same offsets, up to MAX_HEADER, in both.
+        run, at = max((framing.shared_prefix_run(old.data[k:], new.data[k:]), k) for k in range(MAX_HEADER + 1))
         # Across connections a static client token may repeat: ask for three blocks.
         if run >= 48:
-            ev = {"finding": "repeated_blocks", "direction": dname, "detail": f"first message opens with the same {run} random-looking bytes as flow {old.flow_id} to {where} (static key and IV)", "scope": "flows", "shared_bytes": run, "other_flow": old.flow_id}
+            ev = {"finding": "repeated_blocks", "direction": dname, "detail": f"first message has the same {run} random-looking bytes at offset {at} as flow {old.flow_id} to {where} (static key and IV)", "scope": "flows", "shared_bytes": run, "offset": at, "other_flow": old.flow_id}
             self._flag(new.flow_id, ev)
             self._flag(old.flow_id, {**ev, "other_flow": new.flow_id})
 

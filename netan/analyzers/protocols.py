@@ -297,4 +297,15 @@ def analyze(sample: FlowSample) -> dict[str, Any]:
     result["l7"] = l7
     result["framing"] = framing.FramingResult(tuple(evidence)).findings
     result["framing_evidence"] = [e.to_dict() for e in evidence]
+    if l7 not in ("tls", "dtls", "quic", "ssh", "dns") and sample.out:
+        from netan.analyzers.pubkeys import find_public_keys
+
+        keys = find_public_keys(sample.out)
+        if keys:
+            result["framing"] = sorted(set(result["framing"]) | {"public_key"})
+            result["framing_evidence"] += [{
+                "finding": "public_key", "direction": "out", "offset": k.offset, "encoding": k.encoding,
+                "key_type": k.key_type, "key_bits": k.key_bits,
+                "detail": f"{k.key_type.upper()}{'-' + str(k.key_bits) if k.key_bits else ''} public key "
+                          f"({k.encoding}) sent in the clear at offset {k.offset}"} for k in keys[:4]]
     return result

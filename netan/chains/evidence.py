@@ -20,6 +20,7 @@ FRAMING_KINDS = {
     "length_prefixed": "length_prefixed", "block_aligned_8": "block_aligned", "block_aligned_16": "block_aligned",
     "random_prefix": "random_prefix", "repeated_blocks": "repeated_blocks", "keystream_reuse": "keystream_reuse",
     "rsa_blob": "rsa_blob", "ec_point": "ec_point", "encoded_ciphertext": "encoded_ciphertext",
+    "public_key": "public_key_upload",
 }
 #: how long before an egress a key event still counts: MDM batches arrive late, keys live long.
 KEY_WINDOW_S = 6 * 3600.0

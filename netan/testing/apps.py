@@ -852,7 +852,8 @@ def _key_for(mode: str) -> bytes:
 def exfil_tcp(ctx: AppContext, host: str, *, port: int, sizes: Sequence[int], mode: str = "cbc-static-iv",
               ip: str | None = None, interval: float = 1.0, per_connection: bool = True, prefix: int = 4,
               key_alias: str | None = None, src_ports: Sequence[int] | None = None, seed: str = "exfil",
-              ctl: Any = None, kind: str = "exfil", dns_src_port: int | None = None) -> list:
+              ctl: Any = None, kind: str = "exfil", dns_src_port: int | None = None,
+              header: bytes = b"") -> list:
     """The covert exfiltration app: make a key, encrypt collected data, send it as
     length-prefixed messages over plain TCP (each acknowledged with 8 bytes).
 
@@ -867,7 +868,9 @@ def exfil_tcp(ctx: AppContext, host: str, *, port: int, sizes: Sequence[int], mo
                                    {"alias": key_alias, "algorithm": "RC4" if mode == "rc4" else "AES",
                                     "mode": mode}))
     dst, via_dns = _target(ctx, host, ip, truth, dns_src_port)
-    plaintexts = [collected_data(n, f"{seed}-{i}") for i, n in enumerate(sizes)]
+    # ``header``: the envelope a real app puts in front of each batch (format version,
+    # device id, record type); identical on every message, as serialised data is.
+    plaintexts = [header + collected_data(n, f"{seed}-{i}") for i, n in enumerate(sizes)]
     messages = encrypt_messages(mode, key, plaintexts)
     groups = [[m] for m in messages] if per_connection else [messages]
     for gi, group in enumerate(groups):
@@ -913,7 +916,9 @@ def exfil_http(ctx: AppContext, host: str, *, sizes: Sequence[int], mode: str = 
                                    {"alias": key_alias, "algorithm": "RC4" if mode == "rc4" else "AES",
                                     "mode": mode}))
     dst, via_dns = _target(ctx, host, ip, truth, dns_src_port)
-    plaintexts = [collected_data(n, f"{seed}-{i}") for i, n in enumerate(sizes)]
+    # ``header``: the envelope a real app puts in front of each batch (format version,
+    # device id, record type); identical on every message, as serialised data is.
+    plaintexts = [header + collected_data(n, f"{seed}-{i}") for i, n in enumerate(sizes)]
     for i, ct in enumerate(encrypt_messages(mode, key, plaintexts)):
         if i and (ctl.wait(interval) if ctl is not None else time.sleep(interval)):
             break

