@@ -132,8 +132,8 @@ def test_hassh_against_foxio(pcap: str) -> None:
     text = (base / "rust" / "ja4" / "src" / "snapshots" / f"ja4__insta@{pcap}.snap").read_text()
     records = yaml.safe_load(text.split("---", 2)[2])
     samples = {}
-    for s in samples_from_pcap(base / "pcap" / pcap):
-        samples[(s.src_ip, s.src_port, s.dst_ip, s.dst_port)] = s
+    for s in samples_from_pcap(base / "pcap" / pcap):  # first-packet order: keep a tuple's first flow
+        samples.setdefault((s.src_ip, s.src_port, s.dst_ip, s.dst_port), s)
     compared = 0
     for rec in records:
         extras = rec.get("ssh_extras")
