@@ -903,7 +903,7 @@ def exfil_tcp(ctx: AppContext, host: str, *, port: int, sizes: Sequence[int], mo
 def exfil_http(ctx: AppContext, host: str, *, sizes: Sequence[int], mode: str = "cbc-static-iv",
                encoding: str = "json_b64", port: int = 80, ip: str | None = None, path: str = "/api/v2/events",
                interval: float = 1.0, key_alias: str | None = None, seed: str = "exfil-http", ctl: Any = None,
-               kind: str = "exfil_http", dns_src_port: int | None = None) -> list:
+               kind: str = "exfil_http", dns_src_port: int | None = None, header: bytes = b"") -> list:
     """Symmetric ciphertext POSTed over plain HTTP, one request per batch, one key for all.
 
     ``encoding``: ``raw`` (octet-stream), ``json_b64`` (``{"v":1,"data":"<base64>"}``,
