@@ -164,8 +164,8 @@ def _scrub_kx(msg: bytearray, rng: random.Random) -> None:
             (sl,) = struct.unpack_from("!H", msg, p)
             msg[p + 2:p + 2 + sl] = rng.randbytes(sl)
         return
-    if typ == HS_NST:  # random by construction (RFC 5077 §3.3)
-        msg[4:] = rng.randbytes(len(msg) - 4)
+    if typ == HS_NST and len(msg) >= 10:  # lifetime(4) ticket<2>: the ticket is opaque (RFC 5077 §3.3)
+        msg[10:] = rng.randbytes(len(msg) - 10)
 
 
 def _scrub(flights: list[tuple[int, bytes]], rng: random.Random) -> list[tuple[int, bytes]]:
