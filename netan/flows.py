@@ -158,10 +158,14 @@ class FlowState:
             self.marks.append(PacketMark(d, ts, offset, length))
         if offset >= cfg.sample_bytes or offset + len(payload) <= 0:
             return
-        if st.sample is None:
-            st.sample = bytearray(cfg.sample_bytes)
         lo = max(0, offset)
         hi = min(cfg.sample_bytes, offset + len(payload))
+        # The sample grows as bytes arrive (holes zero-filled) instead of reserving the
+        # whole cap up front: most flows never fill it, and a million of them must fit.
+        if st.sample is None:
+            st.sample = bytearray(hi)
+        elif hi > len(st.sample):
+            st.sample.extend(bytes(hi - len(st.sample)))
         for s, e in cover(st.filled, lo, hi):
             st.sample[s:e] = payload[s - offset : e - offset]
         st.sample_end = max(st.sample_end, hi)
@@ -362,8 +366,9 @@ class FlowTable:
         self.now = 0.0
         self.next_scan = 0.0
         self.scan_every = 1.0
-        self.stats = {"flows": 0, "evicted_flow_limit": 0, "idle_timeout": 0, "active_timeout": 0,
-                      "tcp_closed": 0, "port_reuse": 0}
+        # flows started, and how each one ended (flow_limit: ended early by --max-flows)
+        self.stats = {"flows": 0, "idle_timeout": 0, "active_timeout": 0, "fin": 0, "rst": 0, "flow_limit": 0,
+                      "end_of_capture": 0}
 
     def add(self, pkt: Decoded) -> None:
         cfg = self.cfg
@@ -404,7 +409,7 @@ class FlowTable:
     def _finish(self, key: tuple, fs: FlowState, reason: str) -> None:
         reason = end_reason(fs, reason)
         fs.end_reason = reason
-        self.stats[reason if reason in self.stats else "tcp_closed"] += 1
+        self.stats[reason] += 1
         if self.flows.get(key) is fs:
             del self.flows[key]
         entry = self.closing.get(key)
@@ -414,7 +419,6 @@ class FlowTable:
 
     def _evict_oldest(self) -> None:
         key = next(iter(self.flows))
-        self.stats["evicted_flow_limit"] += 1
         self._finish(key, self.flows[key], "flow_limit")
 
     def expire(self, now: float) -> None:

@@ -10,7 +10,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from conftest import CORPUS, REPO
+from conftest import REPO
 from crafted import write_pcap
 from netan.cli import main
 from test_engine import tcp_session, timed

@@ -6,9 +6,8 @@ import json
 
 from click.testing import CliRunner
 from scapy.layers.dhcp import BOOTP, DHCP
-from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
-from scapy.packet import Raw
 
 from crafted import write_pcap
 from netan.cli import main

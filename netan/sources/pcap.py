@@ -13,7 +13,6 @@ their own link types and ``if_tsresol``, EPB, SPB and the obsolete PB).
 from __future__ import annotations
 
 import gzip
-import io
 import os
 import struct
 import zlib
