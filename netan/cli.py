@@ -35,6 +35,8 @@ def _flow_options(f):
                      help="Flow table bound; past it the oldest flows end early (counted in summary.json).")(f)
     f = click.option("--sample-bytes", type=click.IntRange(min=0, max=1 << 20), default=4096, show_default=True,
                      help="Payload bytes sampled per direction for the analyzers.")(f)
+    f = click.option("--workers", type=click.IntRange(min=0, max=64), default=None,
+                     help="Analyzer processes (default: one per core; 0 analyses in the main process).")(f)
     f = click.option("--packets", "max_sizes", type=click.IntRange(min=0, max=10000), default=32,
                      show_default=True, help="First N packet sizes and inter-arrival times kept per flow.")(f)
     return f
@@ -68,8 +70,9 @@ def analyze(ctx: click.Context, pcaps: tuple[str, ...], context_paths: tuple[str
     from netan.flows import FlowConfig
     from netan.pipeline import RunOptions, analyze_captures
 
+    workers = flow_kw.pop("workers")
     opts = RunOptions(out_dir=out_dir, context=context_paths, baseline=baseline, flow=FlowConfig(**flow_kw),
-                      report=report, graph=graph, command="analyze")
+                      report=report, graph=graph, command="analyze", workers=workers)
     result = _run(lambda: analyze_captures(list(pcaps), opts, progress=_progress(ctx)))
     _finish(ctx, result, report=report)
 
@@ -159,6 +162,8 @@ def live(ctx: click.Context, iface: str, bpf: str, context_paths: tuple[str, ...
     from netan.flows import FlowConfig
     from netan.live import LiveOptions, run_live
 
+    flow_kw.pop("workers")  # live analyses in its own process (its loop is latency-bound)
+
     opts = LiveOptions(iface=iface, out_dir=out_dir, bpf=bpf, context=context_paths, baseline=baseline,
                        flow=FlowConfig(**flow_kw), rotate_seconds=rotate_seconds,
                        rotate_bytes=int(rotate_mb * (1 << 20)), rescore_seconds=rescore_seconds,
@@ -195,8 +200,10 @@ def baseline(ctx: click.Context, pcaps: tuple[str, ...], context_paths: tuple[st
     from netan.flows import FlowConfig
     from netan.pipeline import RunOptions, analyze_captures, iter_records
 
+    workers = flow_kw.pop("workers")
     with tempfile.TemporaryDirectory(prefix="netan-baseline-") as tmp:
-        opts = RunOptions(out_dir=tmp, context=context_paths, flow=FlowConfig(**flow_kw), command="baseline")
+        opts = RunOptions(out_dir=tmp, context=context_paths, flow=FlowConfig(**flow_kw), command="baseline",
+                          workers=workers)
         result = _run(lambda: analyze_captures(list(pcaps), opts))
         learned = learn_baseline(iter_records(os.path.join(tmp, "flows.jsonl")))
     learned.save(out_file)

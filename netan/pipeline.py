@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, Iterator
 from netan import SCHEMA, __version__
 from netan.analyzers import AnalyzerSet
 from netan.analyzers.dhcp import bindings_from_sample
+from netan.parallel import AnalyzerRunner
 from netan.engine import Engine, merged_packets
 from netan.fastpath import BatchEngine
 from netan.fastpath_read import Chunk
@@ -42,6 +43,7 @@ class RunOptions:
     report: bool = False
     graph: str | None = None
     command: str = "analyze"
+    workers: int | None = None  # analyzer processes; None: one per core (netan.parallel.default_workers)
 
 
 @dataclass
@@ -106,48 +108,62 @@ def analyze_captures(paths: list[str], opts: RunOptions,
     spool_path = os.path.join(opts.out_dir, ".flows.spool.jsonl")
     t_read = time.monotonic()
     with open(spool_path, "w", encoding="utf-8") as spool:
+        def finished(record: dict, sample) -> None:
+            if stages.crossflow is not None:
+                stages.crossflow.observe(record, sample)
+            if record["proto"] == "udp" and {record["src_port"], record["dst_port"]} & {67, 68}:
+                stages.bindings.extend(bindings_from_sample(sample))
+            spool.write(dumps(record))
+            spool.write("\n")
+            result.flows += 1
+
+        runner = AnalyzerRunner(analyzers, finished, workers=opts.workers)
+
         def drain() -> None:
             for fs in engine.pop_finished():
-                record, sample = fs.to_record(), fs.to_sample()
-                analyzers.run(sample, record)
-                if stages.crossflow is not None:
-                    stages.crossflow.observe(record, sample)
-                if record["proto"] == "udp" and {record["src_port"], record["dst_port"]} & {67, 68}:
-                    stages.bindings.extend(bindings_from_sample(sample))
-                spool.write(dumps(record))
-                spool.write("\n")
-                result.flows += 1
+                runner.add(fs.to_record(), fs.to_sample())
 
-        nbytes = 0
-        if isinstance(engine, BatchEngine):
-            def chunk_done(chunk: Chunk) -> None:
-                nonlocal nbytes
-                drain()
-                if progress is not None:
-                    nbytes += int(chunk.caplen.sum())
-                    progress({"packets": engine.summary()["packets"], "flows": result.flows, "bytes": nbytes,
-                              "files": len(paths), "file_index": len(infos)})
-
-            engine.run(paths, infos, result.unreadable, chunk_done)
-        else:
-            for n, raw in enumerate(merged_packets(paths, problems, infos, result.unreadable)):
-                engine.feed(raw)
-                if engine.table.finished:
-                    drain()
-                if progress is not None:
-                    nbytes += len(raw.data)
-                    if n % 8192 == 0:
-                        progress({"packets": n, "flows": result.flows, "bytes": nbytes, "files": len(paths),
-                                  "file_index": len(infos)})
-        engine.finish()
-        drain()
+        try:
+            _feed_engine(engine, paths, infos, result, problems, drain, progress)
+        except BaseException:
+            runner.abort()
+            raise
+        runner.close()
         if progress is not None:
             progress({"done": True})
     t_flows = time.monotonic()
     sources = {"engine": engine.summary(), "captures": [_capture_info(i) for i in infos],
-               "analyzers": analyzers.summary()}
+               "analyzers": {**analyzers.summary(), "workers": runner.workers}}
     finish_run(spool_path, opts, stages, result, sources, started, {"read_and_flows_s": t_flows - t_read})
     return result
+
+
+def _feed_engine(engine, paths: list[str], infos: list[CaptureInfo], result: RunResult, problems: Problems,
+                 drain: Callable[[], None], progress: Callable[[dict], None] | None) -> None:
+    """Every packet of the captures through the engine; ``drain`` after each step that ends flows."""
+    nbytes = 0
+    if isinstance(engine, BatchEngine):
+        def chunk_done(chunk: Chunk) -> None:
+            nonlocal nbytes
+            drain()
+            if progress is not None:
+                nbytes += int(chunk.caplen.sum())
+                progress({"packets": engine.summary()["packets"], "flows": result.flows, "bytes": nbytes,
+                          "files": len(paths), "file_index": len(infos)})
+
+        engine.run(paths, infos, result.unreadable, chunk_done)
+    else:
+        for n, raw in enumerate(merged_packets(paths, problems, infos, result.unreadable)):
+            engine.feed(raw)
+            if engine.table.finished:
+                drain()
+            if progress is not None:
+                nbytes += len(raw.data)
+                if n % 8192 == 0:
+                    progress({"packets": n, "flows": result.flows, "bytes": nbytes, "files": len(paths),
+                              "file_index": len(infos)})
+    engine.finish()
+    drain()
 
 
 def analyze_zeek_logs(paths: list[str], opts: RunOptions, zeek_json: bool = False) -> RunResult:

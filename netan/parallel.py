@@ -1,0 +1,107 @@
+"""Run the per-flow analyzers in worker processes while the engine keeps reading.
+
+The flow engine and everything stateful across flows (cross-flow findings, the
+spool, the join) stay in the main process, in flow order; only the sans-IO
+analyzers, which see one flow's sample at a time, move to workers. Batches are
+double-buffered: while workers analyse batch k, the main process builds batch
+k+1. Results come back in submission order, so the output is byte-for-byte the
+one a single process writes (tests check it).
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections import Counter
+from typing import Any, Callable
+
+from netan.analyzers import AnalyzerSet
+from netan.sample import FlowSample
+
+__all__ = ["AnalyzerRunner", "default_workers"]
+
+BATCH = 256
+_WORKER_SET: AnalyzerSet | None = None
+
+
+def default_workers() -> int:
+    """One worker per core beyond the one the engine uses, at least one; NETAN_WORKERS overrides."""
+    env = os.environ.get("NETAN_WORKERS")
+    if env is not None and env.strip().isdigit():
+        return int(env)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores if cores > 1 else 0
+
+
+def _analyze_batch(items: list[tuple[dict[str, Any], FlowSample]]) -> tuple[list[dict[str, Any]], Counter]:
+    global _WORKER_SET
+    if _WORKER_SET is None:
+        _WORKER_SET = AnalyzerSet()
+    before = Counter(_WORKER_SET.failures)
+    out = []
+    for record, sample in items:
+        fields: dict[str, Any] = {}
+        _WORKER_SET.run(sample, fields)
+        out.append(fields)
+    return out, _WORKER_SET.failures - before
+
+
+class AnalyzerRunner:
+    """Feed (record, sample) pairs; ``finish`` is called for each, in order, once analysed."""
+
+    def __init__(self, analyzers: AnalyzerSet, finish: Callable[[dict[str, Any], FlowSample], None],
+                 workers: int | None = None) -> None:
+        self.analyzers = analyzers
+        self.finish = finish
+        self.workers = default_workers() if workers is None else workers
+        self.batch: list[tuple[dict[str, Any], FlowSample]] = []
+        self.pending: tuple[Any, list] | None = None
+        self.pool = None
+
+    def add(self, record: dict[str, Any], sample: FlowSample) -> None:
+        if self.workers <= 0:
+            self.analyzers.run(sample, record)
+            self.finish(record, sample)
+            return
+        self.batch.append((record, sample))
+        if len(self.batch) >= BATCH:
+            self._submit()
+
+    def _submit(self) -> None:
+        if not self.batch:
+            return
+        if self.pool is None:
+            # fork: workers inherit the loaded analyzers; nothing is pickled but the batches
+            self.pool = mp.get_context("fork").Pool(self.workers)
+        job = self.pool.apply_async(_analyze_batch, (self.batch,))
+        batch, self.batch = self.batch, []
+        self._collect()
+        self.pending = (job, batch)
+
+    def _collect(self) -> None:
+        if self.pending is None:
+            return
+        job, batch = self.pending
+        self.pending = None
+        fields_list, failures = job.get()
+        self.analyzers.failures.update(failures)
+        for (record, sample), fields in zip(batch, fields_list):
+            record.update(fields)
+            self.finish(record, sample)
+
+    def abort(self) -> None:
+        """Stop the workers without waiting for their results (the run is failing anyway)."""
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
+
+    def close(self) -> None:
+        """Analyse what is left and stop the workers."""
+        try:
+            self._submit()
+            self._collect()
+        finally:
+            if self.pool is not None:
+                self.pool.close()
+                self.pool.join()
+                self.pool = None
