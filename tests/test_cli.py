@@ -153,3 +153,17 @@ def test_usage_error_exit_2(tmp_path):
     assert run(["analyze", str(good_pcap(tmp_path))]).exit_code == 2
     assert run(["analyze", str(good_pcap(tmp_path)), "--out", str(tmp_path / "o"), "--idle-timeout", "-1"]
                ).exit_code == 2
+
+
+def test_worker_processes_change_nothing_in_the_output(tmp_path, corpus):
+    """Analyzers in worker processes: flows and chains byte-identical to one process."""
+    inputs = [str(corpus / "foxio-ja4/pcap/latest.pcapng"), str(corpus / "pcapdroid/pcap/metadata.pcap"),
+              str(corpus / "foxio-ja4/pcap/tls-handshake.pcapng")]
+    outs = []
+    for workers in ("0", "2"):
+        out = tmp_path / f"w{workers}"
+        assert run(["analyze", *inputs, "--out", str(out), "--workers", workers]).exit_code == 0
+        outs.append(out)
+    for name in ("flows.jsonl", "chains.jsonl"):
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+    assert summary(outs[1])["analyzers"]["workers"] == 2
