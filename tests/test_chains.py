@@ -138,3 +138,57 @@ def test_docs_evidence_table_is_current():
     script = Path(__file__).resolve().parent.parent / "scripts" / "gen_chain_docs.py"
     assert subprocess.run([sys.executable, str(script), "--check"]).returncode == 0, \
         "docs/chains.md is stale: run python scripts/gen_chain_docs.py"
+
+
+def _run_cli(args):
+    from click.testing import CliRunner
+
+    from netan.cli import main
+
+    res = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    return res
+
+
+def test_empty_capture_gives_empty_outputs(tmp_path):
+    import struct
+
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))  # a header, no packet
+    out = tmp_path / "o"
+    _run_cli(["analyze", str(empty), "--out", str(out), "--report"])
+    assert (out / "flows.jsonl").read_text() == "" and (out / "chains.jsonl").read_text() == ""
+    assert (out / "report.html").exists()
+
+
+def test_context_that_contradicts_the_capture(tmp_path):
+    """Events for flows that never happened, and a device clock hours off: chains say what
+    they are based on, nothing crashes, and no app is invented."""
+    import json as _json
+
+    from conftest import REPO
+
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    real = REPO / "context"
+    for f in real.iterdir():
+        if f.suffix in (".jsonl", ".json"):
+            text = f.read_text()
+            if "usageLogEvents" in text:  # shift every AMAPI event three hours
+                batches = [_json.loads(line) for line in text.splitlines() if line.strip()]
+                for b in batches:
+                    for e in b.get("usageLogEvents", []):
+                        e["eventTime"] = e["eventTime"].replace("T", "T", 1)
+                        hh = int(e["eventTime"][11:13])
+                        e["eventTime"] = e["eventTime"][:11] + f"{(hh + 3) % 24:02d}" + e["eventTime"][13:]
+                text = "\n".join(_json.dumps(b) for b in batches) + "\n"
+            (ctx / f.name).write_text(text)
+    out = tmp_path / "o"
+    pcaps = sorted(str(p) for p in (REPO / "captures").glob("*.pcap"))
+    _run_cli(["analyze", *pcaps, "--context", str(ctx), "--out", str(out)])
+    chains = [_json.loads(x) for x in (out / "chains.jsonl").read_text().splitlines()]
+    for c in chains:
+        assert set(c["based_on"]) == {"network", "context", "baseline"}
+        assert c["evidence"]
+    summary = _json.loads((out / "summary.json").read_text())
+    assert "devices" in summary["context"]
