@@ -26,7 +26,7 @@ from netan.fastpath import BatchEngine
 from netan.fastpath_read import Chunk
 from netan.flows import FlowConfig
 from netan.problems import InputError, Problems
-from netan.sinks.atomic import atomic_open, dumps, write_json
+from netan.sinks.atomic import atomic_open, dumps, loads, write_json
 from netan.sources.pcap import CaptureInfo
 
 __all__ = ["RunOptions", "RunResult", "analyze_captures", "analyze_zeek_logs", "finish_run", "iter_records"]
@@ -221,9 +221,10 @@ def _capture_info(info: CaptureInfo) -> dict[str, Any]:
 
 
 def _read_spool(path: str) -> Iterator[dict]:
-    with open(path, encoding="utf-8") as fh:
+    with open(path, "rb") as fh:
         for line in fh:
-            yield json.loads(line)
+            if line.strip():
+                yield loads(line)
 
 
 def finish_run(spool_path: str, opts: RunOptions, stages: _Stages, result: RunResult,
