@@ -7,11 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import zeek_rows
 from dnslib import AAAA, CNAME, MX, QTYPE, RR, SRV, TXT, A, DNSRecord
+from framing_pcap import sample_from_messages, samples_from_pcap
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from framing_pcap import sample_from_messages, samples_from_pcap
 from netan.analyzers import dns
 from netan.sample import IN, OUT
 
@@ -134,15 +135,7 @@ def test_summarize_udp_and_tcp_and_resolved() -> None:
     assert tcp is not None and tcp["resolved"] == udp["resolved"]
 
 
-def _zeek_rows(path: Path) -> list[dict[str, str]]:
-    fields: list[str] = []
-    rows = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        if line.startswith("#fields"):
-            fields = line.split("\t")[1:]
-        elif line and not line.startswith("#") and fields:
-            rows.append(dict(zip(fields, line.split("\t"))))
-    return rows
+_zeek_rows = zeek_rows
 
 
 ZEEK_DNS = [

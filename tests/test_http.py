@@ -6,8 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
-
+from conftest import zeek_rows
 from framing_pcap import sample_from_messages, samples_from_pcap
+
 from netan.analyzers import http
 from netan.sample import IN, OUT
 
@@ -105,15 +106,7 @@ def test_is_http_by_structure() -> None:
     assert http.is_http_response_start(b"HTTP/1.1 200 OK\r\n")
 
 
-def _zeek_rows(path: Path) -> list[dict[str, str]]:
-    fields: list[str] = []
-    rows = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        if line.startswith("#fields"):
-            fields = line.split("\t")[1:]
-        elif line and not line.startswith("#") and fields:
-            rows.append(dict(zip(fields, line.split("\t"))))
-    return rows
+_zeek_rows = zeek_rows
 
 
 @pytest.mark.parametrize(

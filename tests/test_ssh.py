@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import zeek_rows
+from framing_pcap import sample_from_messages, samples_from_pcap
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from framing_pcap import sample_from_messages, samples_from_pcap
 from netan.analyzers import ssh
 from netan.sample import IN, OUT
 
@@ -78,15 +79,7 @@ def test_fuzz_never_crashes(a: bytes, b: bytes) -> None:
     ssh.summarize(sample_from_messages([(OUT, b"SSH-2.0-x\r\n" + a), (IN, b"SSH-2.0-y\r\n" + b)]))
 
 
-def _zeek_rows(path: Path) -> list[dict[str, str]]:
-    fields: list[str] = []
-    rows = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        if line.startswith("#fields"):
-            fields = line.split("\t")[1:]
-        elif line and not line.startswith("#") and fields:
-            rows.append(dict(zip(fields, line.split("\t"))))
-    return rows
+_zeek_rows = zeek_rows
 
 
 ZEEK_SSH = [

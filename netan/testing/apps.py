@@ -849,6 +849,23 @@ def _key_for(mode: str) -> bytes:
     return os.urandom(16 if mode in ("ecb", "cbc-static-iv", "rc4") else 32)
 
 
+def _exfil_setup(ctx: AppContext, host: str, ip: str | None, mode: str, key_alias: str | None,
+                 sizes: Sequence[int], seed: str, header: bytes, truth: list,
+                 dns_src_port: int | None) -> tuple[bytes, str, bool, list[bytes]]:
+    """What every exfil app does first: make its key (logged), find the server, collect the data.
+
+    ``header``: the envelope a real app puts in front of each batch (format version,
+    device id, record type); identical on every message, as serialised data is.
+    """
+    key = _key_for(mode)
+    if key_alias:
+        truth.append(AppEventTruth(ctx.device, ctx.package, "key_generated", time.time(),
+                                   {"alias": key_alias, "algorithm": "RC4" if mode == "rc4" else "AES",
+                                    "mode": mode}))
+    dst, via_dns = _target(ctx, host, ip, truth, dns_src_port)
+    return key, dst, via_dns, [header + collected_data(n, f"{seed}-{i}") for i, n in enumerate(sizes)]
+
+
 def exfil_tcp(ctx: AppContext, host: str, *, port: int, sizes: Sequence[int], mode: str = "cbc-static-iv",
               ip: str | None = None, interval: float = 1.0, per_connection: bool = True, prefix: int = 4,
               key_alias: str | None = None, src_ports: Sequence[int] | None = None, seed: str = "exfil",
@@ -862,15 +879,8 @@ def exfil_tcp(ctx: AppContext, host: str, *, port: int, sizes: Sequence[int], mo
     (Android logs KEY_GENERATED when an app makes a Keystore key).
     """
     truth: list = []
-    key = _key_for(mode)
-    if key_alias:
-        truth.append(AppEventTruth(ctx.device, ctx.package, "key_generated", time.time(),
-                                   {"alias": key_alias, "algorithm": "RC4" if mode == "rc4" else "AES",
-                                    "mode": mode}))
-    dst, via_dns = _target(ctx, host, ip, truth, dns_src_port)
-    # ``header``: the envelope a real app puts in front of each batch (format version,
-    # device id, record type); identical on every message, as serialised data is.
-    plaintexts = [header + collected_data(n, f"{seed}-{i}") for i, n in enumerate(sizes)]
+    key, dst, via_dns, plaintexts = _exfil_setup(ctx, host, ip, mode, key_alias, sizes, seed, header, truth,
+                                                 dns_src_port)
     messages = encrypt_messages(mode, key, plaintexts)
     groups = [[m] for m in messages] if per_connection else [messages]
     for gi, group in enumerate(groups):
@@ -910,15 +920,8 @@ def exfil_http(ctx: AppContext, host: str, *, sizes: Sequence[int], mode: str = 
     the "base64 ciphertext in JSON" case), or ``hex`` (text/plain hex).
     """
     truth: list = []
-    key = _key_for(mode)
-    if key_alias:
-        truth.append(AppEventTruth(ctx.device, ctx.package, "key_generated", time.time(),
-                                   {"alias": key_alias, "algorithm": "RC4" if mode == "rc4" else "AES",
-                                    "mode": mode}))
-    dst, via_dns = _target(ctx, host, ip, truth, dns_src_port)
-    # ``header``: the envelope a real app puts in front of each batch (format version,
-    # device id, record type); identical on every message, as serialised data is.
-    plaintexts = [header + collected_data(n, f"{seed}-{i}") for i, n in enumerate(sizes)]
+    key, dst, via_dns, plaintexts = _exfil_setup(ctx, host, ip, mode, key_alias, sizes, seed, header, truth,
+                                                 dns_src_port)
     for i, ct in enumerate(encrypt_messages(mode, key, plaintexts)):
         if i and (ctl.wait(interval) if ctl is not None else time.sleep(interval)):
             break
