@@ -94,12 +94,17 @@ def test_report_renders_in_chromium_and_nothing_executes(tmp_path):
     assert not console, console
 
 
-def test_demo_style_report_screenshot_is_not_blank(tmp_path, corpus):
+def test_demo_report_screenshot_is_not_blank_and_has_no_console_errors(tmp_path):
     exe = chromium()
     out = tmp_path / "o"
-    res = CliRunner().invoke(main, ["analyze", str(corpus / "foxio-ja4/pcap/latest.pcapng"), "--out", str(out),
-                                    "--report"])
+    res = CliRunner().invoke(main, ["demo", "--out", str(out)])
     assert res.exit_code == 0, res.output
+    assert str(out / "report.html") in res.output  # the demo says where its report is
+    console = subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'p1'}", "--enable-logging=stderr",
+                              "--v=0", "--dump-dom", (out / "report.html").as_uri()], capture_output=True, text=True,
+                             timeout=120)
+    assert not [ln for ln in console.stderr.splitlines() if "CONSOLE" in ln]
+    assert "com.example.exfil" in console.stdout  # the demo's chain is on the page
     shot = tmp_path / "shot.png"
     subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'p2'}", "--window-size=1280,1600",
                     f"--screenshot={shot}", (out / "report.html").as_uri()], capture_output=True, timeout=120)
