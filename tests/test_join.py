@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from netan.context import writers as w
+from netan.testing import log_writers as w
 from netan.context.loader import load_context
 from netan.context.skew import estimate_offset
 from netan.join import ANNOTATION_FIELDS, ContextJoin

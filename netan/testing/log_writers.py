@@ -116,7 +116,7 @@ def dnsmasq_line(expiry: int, mac: str, ip: str, hostname: str = "*") -> str:
 
 
 def _pcapdroid_time(ts: float) -> str:
-    """``yyyy-MM-dd'T'HH:mm:ss.SSSXXX`` in UTC (XXX renders UTC as ``Z``)."""
+    """PCAPdroid's CSV time: ISO 8601 in UTC with milliseconds and a Z (Java's yyyy-MM-dd'T'HH:mm:ss.SSS + zone)."""
     dt = datetime.fromtimestamp(ts, tz=timezone.utc)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
