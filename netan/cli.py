@@ -162,13 +162,13 @@ def live(ctx: click.Context, iface: str, bpf: str, context_paths: tuple[str, ...
     from netan.flows import FlowConfig
     from netan.live import LiveOptions, run_live
 
-    flow_kw.pop("workers")  # live analyses in its own process (its loop is latency-bound)
+    workers = flow_kw.pop("workers")
 
     opts = LiveOptions(iface=iface, out_dir=out_dir, bpf=bpf, context=context_paths, baseline=baseline,
                        flow=FlowConfig(**flow_kw), rotate_seconds=rotate_seconds,
                        rotate_bytes=int(rotate_mb * (1 << 20)), rescore_seconds=rescore_seconds,
                        context_poll_seconds=context_poll_seconds, exit_on_iface_loss=exit_on_iface_loss,
-                       compress=compress, duration=duration)
+                       compress=compress, duration=duration, workers=workers)
     runner = _run(lambda: run_live(opts))
     if runner.exit_status:
         click.echo(f"netan: error: {iface}: {getattr(runner, 'fatal', 'capture failed')}", err=True)
@@ -178,7 +178,7 @@ def live(ctx: click.Context, iface: str, bpf: str, context_paths: tuple[str, ...
 
         write_report(out_dir)
     if not ctx.obj.get("quiet"):
-        click.echo(f"netan live: {runner.engine.stats.packets} packets, {runner.flows_written} flows, "
+        click.echo(f"netan live: {runner.engine.summary()['packets']} packets, {runner.flows_written} flows, "
                    f"{runner.chains} chains, drops: kernel {runner.capture_stats.dropped_by_kernel}, "
                    f"interface {runner.capture_stats.dropped_by_interface}; outputs in {out_dir}")
 

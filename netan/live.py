@@ -28,7 +28,10 @@ from typing import Any
 
 from netan import SCHEMA, __version__
 from netan.analyzers import AnalyzerSet
-from netan.engine import Engine
+from netan.parallel import AnalyzerRunner, default_workers
+from netan.fastpath import BatchEngine
+from netan.fastpath_read import _EventProblems as EventProblems
+from netan.fastpath_read import _repack as repack
 from netan.flows import FlowConfig
 from netan.problems import InputError, Problems
 from netan.sinks.atomic import atomic_open, dumps, write_json
@@ -58,6 +61,7 @@ class LiveOptions:
     compress: bool = False
     buffer_kib: int = 65536
     duration: float | None = None  # stop by itself after this many seconds (tests, timed runs)
+    workers: int | None = None  # analyzer processes (None: netan.parallel.default_workers)
 
 
 def _context_files(paths: tuple[str, ...]) -> list[tuple[str, float, int]]:
@@ -95,7 +99,7 @@ class _Reader(threading.Thread):
         for raw in read_packet_stream(self.fd, self.name, self.problems):
             batch.append(raw)
             now = time.monotonic()
-            if len(batch) >= 512 or now - last > 0.05:
+            if len(batch) >= 8192 or now - last > 0.05:
                 self.out.put(batch)
                 batch, last = [], now
         if batch:
@@ -109,8 +113,15 @@ class LiveRunner:
         self.out = Path(opts.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.problems = Problems()
-        self.engine = Engine(opts.flow, self.problems)
+        # the batch engine: the same flows as the per-packet one (tests/test_fastpath.py), a
+        # fraction of the CPU per packet, which is what keeps the kernel's buffer from filling
+        self.engine = BatchEngine(opts.flow, self.problems)
         self.analyzers = AnalyzerSet()
+        # Analyzers in worker processes only when cores are left over: the capture process and
+        # netan's own loop need one each (on 2 cores a worker made kernel drops worse, measured
+        # with benchmarks/live_rate.py). Many batches may wait, so bursts queue, not stall.
+        workers = opts.workers if opts.workers is not None else max(0, (default_workers() or 1) - 2)
+        self.runner = AnalyzerRunner(self.analyzers, self._write_record, workers=workers, max_inflight=64)
         self.crossflow = self._crossflow()
         self.queue: queue.Queue = queue.Queue(maxsize=256)
         self.capture = CaptureProcess(opts.iface, opts.bpf, buffer_kib=opts.buffer_kib)
@@ -161,6 +172,7 @@ class LiveRunner:
             log.warning("interface %s does not exist yet; waiting for it", self.opts.iface)
         self._load_context()
         self._open_chunk()
+        self.runner.start()
         capturing = self._start_capture() if interface_exists(self.opts.iface) else False
         next_tick = time.monotonic()
         deadline = time.monotonic() + self.opts.duration if self.opts.duration else None
@@ -180,8 +192,7 @@ class LiveRunner:
                 if self.exit_status:
                     break
                 continue
-            for raw in batch:
-                self.engine.feed(raw)
+            self._feed(batch)
             self._emit()
             now = time.monotonic()
             if not capturing and interface_exists(self.opts.iface):
@@ -191,6 +202,7 @@ class LiveRunner:
             if now >= next_tick:
                 self.engine.table.expire(max(time.time(), self.engine.table.now))
                 self._emit()
+                self.runner.flush()  # a quiet network still gets its flows written within a second
                 next_tick = now + 1.0
             if now - self.chunk_opened >= self.opts.rotate_seconds or self.chunk_bytes >= self.opts.rotate_bytes:
                 self._rotate()
@@ -242,38 +254,42 @@ class LiveRunner:
                 batch = self.queue.get(timeout=30)
                 if batch is None:
                     break
-                for raw in batch:
-                    self.engine.feed(raw)
+                self._feed(batch)
         else:
             while not self.queue.empty():
-                batch = self.queue.get_nowait()
-                for raw in batch or []:
-                    self.engine.feed(raw)
+                self._feed(self.queue.get_nowait() or [])
         self.engine.finish()
         self._emit()
+        self.runner.close()
         self._rotate(final=True)
         self._rescore()
         self._write_all_flows()
         self._write_summary()
         self._write_metrics()
 
+    def _feed(self, batch: list) -> None:
+        for chunk in repack(batch, EventProblems()):
+            self.engine.feed_chunk(chunk)
+
     # ---- flows out --------------------------------------------------------------------
     def _emit(self) -> None:
         for fs in self.engine.pop_finished():
-            record, sample = fs.to_record(), fs.to_sample()
-            self.analyzers.run(sample, record)
-            if self.crossflow is not None:
-                self.crossflow.observe(record, sample)
-                record.update(self.crossflow.finalize(record))
-            if self.join is not None:
-                self.join.observe(record)
-                record.update(self.join.annotate(record))
-            record["context_version"] = self.ctx_version
-            line = dumps(record) + "\n"
-            self.chunk.write(line)
-            self.chunk.flush()
-            self.chunk_bytes += len(line)
-            self.flows_written += 1
+            self.runner.add(fs.to_record(), fs.to_sample())
+
+    def _write_record(self, record: dict, sample) -> None:
+        """A flow back from the analyzers, in order: cross-flow, context, out to the open chunk."""
+        if self.crossflow is not None:
+            self.crossflow.observe(record, sample)
+            record.update(self.crossflow.finalize(record))
+        if self.join is not None:
+            self.join.observe(record)
+            record.update(self.join.annotate(record))
+        record["context_version"] = self.ctx_version
+        line = dumps(record) + "\n"
+        self.chunk.write(line)
+        self.chunk.flush()
+        self.chunk_bytes += len(line)
+        self.flows_written += 1
 
     def _open_chunk(self) -> None:
         self.chunk = open(self.out / OPEN_CHUNK, "w", encoding="utf-8")
@@ -406,7 +422,7 @@ class LiveRunner:
         iface = self.capture_stats.dropped_by_interface + live_stats.dropped_by_interface
         lines = [
             "# HELP netan_packets_total Packets read from the capture process.",
-            "# TYPE netan_packets_total counter", f"netan_packets_total {self.engine.stats.packets}",
+            "# TYPE netan_packets_total counter", f"netan_packets_total {self.engine.summary()['packets']}",
             "# TYPE netan_flows_total counter", f"netan_flows_total {self.flows_written}",
             "# TYPE netan_active_flows gauge", f"netan_active_flows {len(self.engine.table.flows)}",
             "# TYPE netan_capture_dropped_total counter",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-from collections import Counter
+from collections import Counter, deque
 from typing import Any, Callable
 
 from netan.analyzers import AnalyzerSet
@@ -49,12 +49,16 @@ class AnalyzerRunner:
     """Feed (record, sample) pairs; ``finish`` is called for each, in order, once analysed."""
 
     def __init__(self, analyzers: AnalyzerSet, finish: Callable[[dict[str, Any], FlowSample], None],
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, max_inflight: int = 1) -> None:
+        """``max_inflight``: batches that may wait in the workers before ``add`` blocks. Replay
+        uses 1 (double buffering); live uses more, so that a burst of finished flows queues
+        in memory instead of stalling the loop that drains the capture pipe."""
         self.analyzers = analyzers
         self.finish = finish
         self.workers = default_workers() if workers is None else workers
+        self.max_inflight = max(1, max_inflight)
         self.batch: list[tuple[dict[str, Any], FlowSample]] = []
-        self.pending: tuple[Any, list] | None = None
+        self.pending: deque[tuple[Any, list]] = deque()
         self.pool = None
 
     def add(self, record: dict[str, Any], sample: FlowSample) -> None:
@@ -66,27 +70,36 @@ class AnalyzerRunner:
         if len(self.batch) >= BATCH:
             self._submit()
 
+    def start(self) -> None:
+        """Fork the workers now: before any thread starts (forking a threaded process can
+        copy a lock some other thread holds)."""
+        if self.pool is None and self.workers > 0:
+            # fork: workers inherit the loaded analyzers; nothing is pickled but the batches
+            self.pool = mp.get_context("fork").Pool(self.workers)
+
     def _submit(self) -> None:
         if not self.batch:
             return
-        if self.pool is None:
-            # fork: workers inherit the loaded analyzers; nothing is pickled but the batches
-            self.pool = mp.get_context("fork").Pool(self.workers)
+        self.start()
         job = self.pool.apply_async(_analyze_batch, (self.batch,))
-        batch, self.batch = self.batch, []
-        self._collect()
-        self.pending = (job, batch)
+        self.pending.append((job, self.batch))
+        self.batch = []
+        self._collect(keep=self.max_inflight)
 
-    def _collect(self) -> None:
-        if self.pending is None:
-            return
-        job, batch = self.pending
-        self.pending = None
-        fields_list, failures = job.get()
-        self.analyzers.failures.update(failures)
-        for (record, sample), fields in zip(batch, fields_list):
-            record.update(fields)
-            self.finish(record, sample)
+    def _collect(self, keep: int = 0) -> None:
+        """Finish batches in order: every ready one, and wait while more than ``keep`` are out."""
+        while self.pending and (len(self.pending) > keep or self.pending[0][0].ready()):
+            job, batch = self.pending.popleft()
+            fields_list, failures = job.get()
+            self.analyzers.failures.update(failures)
+            for (record, sample), fields in zip(batch, fields_list):
+                record.update(fields)
+                self.finish(record, sample)
+
+    def flush(self) -> None:
+        """Send the partial batch now; finish whatever is ready (live mode's latency bound)."""
+        self._submit()
+        self._collect(keep=self.max_inflight)
 
     def abort(self) -> None:
         """Stop the workers without waiting for their results (the run is failing anyway)."""
