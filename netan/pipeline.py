@@ -10,7 +10,6 @@ observation, and the final flows.jsonl. Chains and summary.json come last.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import time
