@@ -132,3 +132,24 @@ def test_explain_and_summary_text():
     text = render_summary(summary, "/tmp/x")
     assert "flows attributed to an app: 50%" in text and "skipped 3: truncated packet" in text
     assert "83" in text and "\x1b" not in text
+
+
+def test_progress_line_only_on_a_terminal_and_erased_at_the_end():
+    import io
+
+    from netan.progress import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert Progress.for_terminal(stream=io.StringIO()) is None  # redirected: no progress at all
+    assert Progress.for_terminal(quiet=True, stream=Tty()) is None
+    tty = Tty()
+    p = Progress.for_terminal(stream=tty)
+    p.every_s = 0.0
+    p({"packets": 1000, "flows": 3, "bytes": 2_000_000, "files": 2, "file_index": 1})
+    shown = tty.getvalue()
+    assert "file 1/2" in shown and "2.0 MB" in shown and "packets/s" in shown
+    p({"done": True})
+    assert tty.getvalue().endswith("\r\x1b[K")  # the line is erased when the run ends
