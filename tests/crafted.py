@@ -38,3 +38,18 @@ def write_pcapng(path: Path, packets: list[tuple[float, bytes, int]], linktypes:
             out.append(block(6, struct.pack("<IIIII", ifid, t >> 32, t & 0xFFFFFFFF, len(data), len(data)) + data))
     path.write_bytes(b"".join(out))
     return path
+
+
+def udp_sample(client: list[bytes], server: list[bytes] = (), *, sport: int = 50000, dport: int = 443,
+               server_t0: float = 10.0):
+    """A UDP FlowSample from its datagrams: client ones at t = 0, 1, ...; server ones from ``server_t0``."""
+    from netan.sample import IN, OUT, FlowSample, PacketMark
+
+    out, inb, marks = b"", b"", []
+    for i, d in enumerate(client):
+        marks.append(PacketMark(OUT, float(i), len(out), len(d)))
+        out += d
+    for i, d in enumerate(server):
+        marks.append(PacketMark(IN, server_t0 + i, len(inb), len(d)))
+        inb += d
+    return FlowSample("udp", "10.0.0.1", sport, "10.0.0.2", dport, out, inb, (), (), tuple(marks))

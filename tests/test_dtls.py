@@ -4,12 +4,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import crafted
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_tls import (
+    CH_EXTS,
+    client_hello_body,
+    ext,
+    make_cert,
+    server_hello_body,
+    u16,
+    u24,
+)
 
-from netan.analyzers import dtls, fingerprints as fp, tls
-from netan.sample import IN, OUT, FlowSample, PacketMark
-from test_tls import CH_EXTS, client_hello_body, ext, make_cert, server_hello_body, u16, u24
+from netan.analyzers import dtls, tls
+from netan.analyzers import fingerprints as fp
+from netan.sample import FlowSample
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 ILLUSTRATED = CORPUS / "illustrated-dtls" / "captures"
@@ -26,14 +37,7 @@ def dtls_fragment(mtype: int, body: bytes, msg_seq: int, offset: int, length: in
 
 
 def udp(client: list[bytes], server: list[bytes] = ()) -> FlowSample:
-    out, inb, marks = b"", b"", []
-    for i, d in enumerate(client):
-        marks.append(PacketMark(OUT, float(i), len(out), len(d)))
-        out += d
-    for i, d in enumerate(server):
-        marks.append(PacketMark(IN, 0.5 + i, len(inb), len(d)))
-        inb += d
-    return FlowSample("udp", "10.0.0.1", 5000, "10.0.0.2", 4433, out, inb, (), (), tuple(marks))
+    return crafted.udp_sample(client, server, sport=5000, dport=4433, server_t0=0.5)
 
 
 CH = client_hello_body(version=0xFEFD, ciphers=[0xC02B, 0xC02F, 0x00FF], extensions=CH_EXTS[:4], cookie=b"")

@@ -6,14 +6,26 @@ import json
 import os
 from pathlib import Path
 
+import crafted
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_tls import (
+    CH_EXTS,
+    alpn_ext,
+    client_hello_body,
+    ext,
+    handshake,
+    server_hello_body,
+    sni_ext,
+    u16,
+)
 
-from netan.analyzers import fingerprints as fp, quic, tls
-from netan.sample import IN, OUT, FlowSample, PacketMark
-from test_tls import CH_EXTS, alpn_ext, client_hello_body, ext, handshake, server_hello_body, sni_ext, u16
+from netan.analyzers import fingerprints as fp
+from netan.analyzers import quic, tls
+from netan.sample import FlowSample
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 ILLUSTRATED = CORPUS / "illustrated-quic" / "captures" / "caps"
@@ -100,14 +112,7 @@ def crypto_frame(offset: int, data: bytes) -> bytes:
 
 
 def udp_sample(client: list[bytes], server: list[bytes] = ()) -> FlowSample:
-    out, inb, marks = b"", b"", []
-    for i, d in enumerate(client):
-        marks.append(PacketMark(OUT, float(i), len(out), len(d)))
-        out += d
-    for i, d in enumerate(server):
-        marks.append(PacketMark(IN, 10.0 + i, len(inb), len(d)))
-        inb += d
-    return FlowSample("udp", "10.0.0.1", 50000, "10.0.0.2", 443, out, inb, (), (), tuple(marks))
+    return crafted.udp_sample(client, server)
 
 
 QUIC_CH = handshake(1, client_hello_body(

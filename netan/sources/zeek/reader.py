@@ -28,7 +28,14 @@ from netan.sources.zeek.discover import (
     skip_rest_of_line,
 )
 from netan.sources.zeek.jsonlog import json_interval, json_time, read_json
-from netan.sources.zeek.tsv import TsvHeader, decode_lenient, decoder, header_line, read_tsv, unescape
+from netan.sources.zeek.tsv import (
+    TsvHeader,
+    decode_lenient,
+    decoder,
+    header_line,
+    read_tsv,
+    unescape,
+)
 
 __all__ = ["read_zeek", "iter_side_records", "iter_conn", "iter_conn_tuples", "conn_lines"]
 
@@ -120,6 +127,17 @@ def iter_side_records(lf: LogFile, problems: Problems) -> Iterator[dict[str, Any
 #: What the conn.log loops catch around ``make``: an address that is not an
 #: address, a port out of range -- the line cannot be a flow.
 _BAD_RECORD = (OSError, ValueError, TypeError, struct.error)
+_SKIP = object()
+
+
+def _made(make: Make, c: tuple[Any, ...], path: str, lineno: int, problems: Problems) -> Any:
+    """``make(c)``, or _SKIP with the line counted as a bad record (one place for every conn reader)."""
+    try:
+        return make(c)
+    except _BAD_RECORD as e:
+        log.debug("%s line %d: %s", path, lineno, e)
+        problems.skip(path, f"line {lineno}", "conn_bad_record")
+        return _SKIP
 
 
 def _tuple(c: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -186,13 +204,9 @@ def _conn_parallel(lf: LogFile, problems: Problems, make: Make) -> Iterator[Any]
         return
     for linenos, tuples in batches:
         for lineno, c in zip(linenos, tuples):
-            try:
-                out = make(c)
-            except _BAD_RECORD as e:
-                log.debug("%s line %d: %s", lf.path, lineno, e)
-                problems.skip(lf.path, f"line {lineno}", "conn_bad_record")
-                continue
-            yield out
+            out = _made(make, c, lf.path, lineno, problems)
+            if out is not _SKIP:
+                yield out
 
 
 def _usable(c: tuple[Any, ...] | list[Any]) -> bool:
@@ -231,16 +245,9 @@ def _conn_json(lines: Any, path: str, problems: Problems, make: Make | None) -> 
         if not _usable(c):
             problems.skip(path, f"line {lineno}", "conn_missing_ts_or_id")
             continue
-        if make is None:
-            yield lineno, c
-            continue
-        try:
-            out = make(c)
-        except _BAD_RECORD as e:
-            log.debug("%s line %d: %s", path, lineno, e)
-            problems.skip(path, f"line {lineno}", "conn_bad_record")
-            continue
-        yield out
+        out = (lineno, c) if make is None else _made(make, c, path, lineno, problems)
+        if out is not _SKIP:
+            yield out
 
 
 def _conn_json_slow(obj: dict[str, Any], path: str, lineno: int, problems: Problems) -> tuple[Any, ...]:
@@ -407,16 +414,9 @@ def _conn_tsv(lf: LogFile, problems: Problems, make: Make | None) -> Iterator[An
                 if c[0] is None or not c[2] or not c[4] or c[2] == U or c[4] == U:
                     problems.skip(path, f"line {lineno}", "conn_missing_ts_or_id")
                     continue
-                if make is None:
-                    yield lineno, c
-                    continue
-                try:
-                    out = make(c)
-                except _BAD_RECORD as e:
-                    log.debug("%s line %d: %s", path, lineno, e)
-                    problems.skip(path, f"line {lineno}", "conn_bad_record")
-                    continue
-                yield out
+                out = (lineno, c) if make is None else _made(make, c, path, lineno, problems)
+                if out is not _SKIP:
+                    yield out
         except GZIP_ERRORS as e:
             problems.skip(path, f"line {lineno + 1}", "gzip_corrupt")
             log.debug("%s: gzip stream ends at line %d: %s", path, lineno + 1, e)
