@@ -26,6 +26,15 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     logging.basicConfig(level=level, format="netan: %(levelname)s: %(message)s", stream=sys.stderr)
 
 
+def _analyzers_option(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    from netan.analyzers import select_analyzers
+
+    try:
+        return select_analyzers(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
 def _flow_options(f):
     f = click.option("--idle-timeout", type=click.FloatRange(min=0.001), default=120.0, show_default=True,
                      help="Seconds without packets that end a flow.")(f)
@@ -37,6 +46,9 @@ def _flow_options(f):
                      help="Payload bytes sampled per direction for the analyzers.")(f)
     f = click.option("--workers", type=click.IntRange(min=0, max=64), default=None,
                      help="Analyzer processes (default: one per core; 0 analyses in the main process).")(f)
+    f = click.option("--analyzers", "analyzers", default="all", show_default=True, callback=_analyzers_option,
+                     help="Per-flow analysis to run: all, none (flow records and payload sampling only), "
+                          "or a comma list of payload, protocols, crossflow.")(f)
     f = click.option("--packets", "max_sizes", type=click.IntRange(min=0, max=10000), default=32,
                      show_default=True, help="First N packet sizes and inter-arrival times kept per flow.")(f)
     return f
@@ -70,9 +82,9 @@ def analyze(ctx: click.Context, pcaps: tuple[str, ...], context_paths: tuple[str
     from netan.flows import FlowConfig
     from netan.pipeline import RunOptions, analyze_captures
 
-    workers = flow_kw.pop("workers")
+    workers, analyzers = flow_kw.pop("workers"), flow_kw.pop("analyzers")
     opts = RunOptions(out_dir=out_dir, context=context_paths, baseline=baseline, flow=FlowConfig(**flow_kw),
-                      report=report, graph=graph, command="analyze", workers=workers)
+                      report=report, graph=graph, command="analyze", workers=workers, analyzers=analyzers)
     result = _run(lambda: analyze_captures(list(pcaps), opts, progress=_progress(ctx)))
     _finish(ctx, result, report=report)
 
@@ -162,13 +174,13 @@ def live(ctx: click.Context, iface: str, bpf: str, context_paths: tuple[str, ...
     from netan.flows import FlowConfig
     from netan.live import LiveOptions, run_live
 
-    workers = flow_kw.pop("workers")
+    workers, analyzers = flow_kw.pop("workers"), flow_kw.pop("analyzers")
 
     opts = LiveOptions(iface=iface, out_dir=out_dir, bpf=bpf, context=context_paths, baseline=baseline,
                        flow=FlowConfig(**flow_kw), rotate_seconds=rotate_seconds,
                        rotate_bytes=int(rotate_mb * (1 << 20)), rescore_seconds=rescore_seconds,
                        context_poll_seconds=context_poll_seconds, exit_on_iface_loss=exit_on_iface_loss,
-                       compress=compress, duration=duration, workers=workers)
+                       compress=compress, duration=duration, workers=workers, analyzers=analyzers)
     runner = _run(lambda: run_live(opts))
     if runner.exit_status:
         click.echo(f"netan: error: {iface}: {getattr(runner, 'fatal', 'capture failed')}", err=True)
@@ -200,10 +212,10 @@ def baseline(ctx: click.Context, pcaps: tuple[str, ...], context_paths: tuple[st
     from netan.flows import FlowConfig
     from netan.pipeline import RunOptions, analyze_captures, iter_records
 
-    workers = flow_kw.pop("workers")
+    workers, analyzers = flow_kw.pop("workers"), flow_kw.pop("analyzers")
     with tempfile.TemporaryDirectory(prefix="netan-baseline-") as tmp:
         opts = RunOptions(out_dir=tmp, context=context_paths, flow=FlowConfig(**flow_kw), command="baseline",
-                          workers=workers)
+                          workers=workers, analyzers=analyzers)
         result = _run(lambda: analyze_captures(list(pcaps), opts))
         learned = learn_baseline(iter_records(os.path.join(tmp, "flows.jsonl")))
     learned.save(out_file)

@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import io
 import mmap
+import os
+import select
 import struct
+import time
 import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
@@ -31,15 +34,18 @@ from typing import BinaryIO, Iterator
 import numpy as np
 
 from netan.problems import InputError, Problem, Problems
+from netan.walk import walk_pcap
 from netan.sources.pcap import (BT_EPB, BT_IDB, BT_SPB, MAX_RECORD, PCAP_MAGICS, PCAPNG_BOM, PCAPNG_SHB, READ_CHUNK,
-                                _tsresol, CaptureInfo, RawPacket, _read_pcap, _Stream,
-                                open_capture, read_packets)
+                                _tsresol, CaptureInfo, RawPacket, _read_pcap, _read_pcapng, _Stream,
+                                open_capture, read_packets, sniff_format)
 
-__all__ = ["Chunk", "read_chunks", "CHUNK_BYTES"]
+__all__ = ["Chunk", "PipeSource", "pipe_chunks", "read_chunks", "CHUNK_BYTES"]
 
 #: Bytes read per piece (pcap fast path), and packets per repacked chunk (fallback).
 CHUNK_BYTES = 8 << 20
 CHUNK_PACKETS = 1 << 16
+#: A live stream read packet by packet (pcapng, or after damage) hands a chunk on this often.
+LIVE_MAX_AGE = 0.05
 _MODIFIED = (b"\x34\xcd\xb2\xa1", b"\xa1\xb2\xcd\x34")
 
 
@@ -283,8 +289,12 @@ def _gather(picks: list, which: np.ndarray, part: np.ndarray,
     return chunk, events
 
 
-def _repack(packets: Iterator[RawPacket], ev: _EventProblems) -> Iterator[Chunk]:
-    """RawPackets (the general reader) into chunks, keeping reader problems in place."""
+def _repack(packets: Iterator[RawPacket], ev: _EventProblems, max_age: float | None = None) -> Iterator[Chunk]:
+    """RawPackets (the general reader) into chunks, keeping reader problems in place.
+
+    ``max_age``: a live stream also ends a chunk when its first packet has waited
+    this many seconds (checked as packets arrive), so a slow network is not held back.
+    """
     files: dict[str, int] = {}
     rows: list[RawPacket] = []
     events: list[tuple[int, Problem]] = []
@@ -304,6 +314,7 @@ def _repack(packets: Iterator[RawPacket], ev: _EventProblems) -> Iterator[Chunk]
             files=list(files), iface=np.array([p.interface for p in rows], np.int64), events=list(events))
 
     it = iter(packets)
+    started = time.monotonic()
     while True:
         try:
             p = next(it)
@@ -314,8 +325,10 @@ def _repack(packets: Iterator[RawPacket], ev: _EventProblems) -> Iterator[Chunk]
             ev.pending.clear()
         if p is None:
             break
+        if not rows:
+            started = time.monotonic()
         rows.append(p)
-        if len(rows) >= CHUNK_PACKETS:
+        if len(rows) >= CHUNK_PACKETS or (max_age is not None and time.monotonic() - started >= max_age):
             chunk = flush()
             chunk.files = list(files)
             yield chunk
@@ -329,6 +342,77 @@ def _repack(packets: Iterator[RawPacket], ev: _EventProblems) -> Iterator[Chunk]
 def _empty_chunk(events: list[tuple[int, Problem]]) -> Chunk:
     z = np.zeros(0, np.int64)
     return Chunk(b"", np.zeros(0, np.float64), z, z, z, z, z, z, ["?"], None, list(events))
+
+
+def _whole_records(buf: bytes, hdr_len: int, big_endian: bool, limit: int) -> tuple[np.ndarray, int, bool]:
+    """The records of ``buf`` that are whole, up to the first that is not or is too long.
+
+    Returns ``(offsets, pos, too_long)``: ``pos`` is where the first record not
+    taken starts (``len(buf)`` when every byte was used); ``too_long`` when that
+    record's length is over ``limit`` (damage, not just a record cut by the end).
+    """
+    n = len(buf)
+    o, end, _ = walk_pcap(buf, 0, n, hdr_len, big_endian)
+    if not len(o):
+        return o, end, False
+    has_hdr = o + hdr_len <= n
+    incl = np.zeros(len(o), np.int64)
+    at = o[has_hdr] + 8
+    raw = np.frombuffer(buf, np.uint8)
+    incl[has_hdr] = raw[at[:, None] + np.arange(4)].view(">u4" if big_endian else "<u4")[:, 0]
+    stop = ~has_hdr | (incl > limit) | (o + hdr_len + incl > n)
+    first = int(np.argmax(stop)) if stop.any() else len(o)
+    pos = int(o[first]) if first < len(o) else end
+    return o[:first], pos, bool(first < len(o) and has_hdr[first] and incl[first] > limit)
+
+
+class PipeSource:
+    """A capture pipe for the chunk reader: what the pipe holds now, without waiting to fill
+    a piece (``more_now``), so packets reach the engine as they arrive."""
+
+    def __init__(self, fd: int, head: bytes = b"") -> None:
+        self.fd, self.head = fd, head
+
+    def read(self, n: int = READ_CHUNK) -> bytes:
+        if self.head:
+            out, self.head = self.head, b""
+            return out
+        return os.read(self.fd, min(n, READ_CHUNK))
+
+    def more_now(self) -> bool:
+        return bool(self.head) or bool(select.select([self.fd], [], [], 0)[0])
+
+    def close(self) -> None:
+        """The capture process owns the pipe."""
+
+
+def pipe_chunks(fd: int, name: str) -> Iterator[Chunk]:
+    """Chunks from a capture process writing pcap (or pcapng) to a pipe, as they arrive.
+
+    Classic pcap -- what tcpdump writes -- goes through the same chunk reader
+    as files (records walked in C, no per-packet objects), damage handed to
+    the per-packet reader like everywhere else; pcapng through the per-packet
+    reader, repacked. Reader problems travel in the chunks' events.
+    """
+    head = b""
+    while len(head) < 24:
+        data = os.read(fd, 24 - len(head))
+        if not data:
+            break
+        head += data
+    info = CaptureInfo(name)
+    if sniff_format(head) == "pcap" and len(head) >= 24:
+        yield from _pcap_chunks(name, PipeSource(fd, head), info)  # type: ignore[arg-type]
+        return
+    ev = _EventProblems()
+    source = PipeSource(fd, head)
+    stream = _Stream(None, name, ev, read=source.read)  # type: ignore[arg-type]
+    kind = sniff_format(stream.peek(4))
+    if kind == "pcapng":
+        yield from _repack(_read_pcapng(stream, name, ev), ev, max_age=LIVE_MAX_AGE)
+    elif stream.peek(1):
+        ev.skip(name, "offset 0", f"capture stream is not pcap or pcapng (magic {stream.peek(4).hex()})")
+        yield _empty_chunk(list((0, q) for q in ev.pending))
 
 
 def _pcap_chunks(path: str, fh: BinaryIO, info: CaptureInfo) -> Iterator[Chunk]:
@@ -364,7 +448,8 @@ def _pcap_chunks(path: str, fh: BinaryIO, info: CaptureInfo) -> Iterator[Chunk]:
     snaplen = struct.unpack(order + "I", header[16:20])[0]
     linktype = struct.unpack(order + "I", header[20:24])[0] & 0xFFFF
     limit = max(snaplen, 65535) if 0 < snaplen <= MAX_RECORD else MAX_RECORD
-    incl_at = struct.Struct(order + "I").unpack_from
+    big_endian = order == ">"
+    eager = hasattr(fh, "more_now")
     dt = np.dtype(order + "u4")
     base = 24  # file offset of buf[0] (and of carry[0])
     carry = first[24:]
@@ -385,6 +470,8 @@ def _pcap_chunks(path: str, fh: BinaryIO, info: CaptureInfo) -> Iterator[Chunk]:
                 parts = [carry]
                 size = len(carry)
                 while size < want:
+                    if eager and len(parts) > 1 and not fh.more_now():  # type: ignore[attr-defined]
+                        break  # a pipe: process what is there instead of waiting for a full piece
                     data = piece()
                     if not data:
                         eof = True
@@ -393,40 +480,29 @@ def _pcap_chunks(path: str, fh: BinaryIO, info: CaptureInfo) -> Iterator[Chunk]:
                     size += len(data)
                 buf = b"".join(parts) if len(parts) > 1 else parts[0]
             n = len(buf)
-            offs: list[int] = []
-            pos = 0
-            while pos + hdr_len <= n:
-                incl = incl_at(buf, pos + 8)[0]
-                nxt = pos + hdr_len + incl
-                if incl > limit:
-                    anomaly = True
-                    break
-                if nxt > n:
-                    break
-                offs.append(pos)
-                pos = nxt
+            o, pos, too_long = _whole_records(buf, hdr_len, big_endian, limit)
+            anomaly = anomaly or too_long
             if eof and pos != n:
                 anomaly = True  # a truncated tail: the per-packet reader words the problem
             if failure is not None:
                 anomaly = True
-            if not offs:
+            if not len(o):
                 carry = buf
                 if anomaly or eof:
                     break
                 want *= 2  # a record longer than a piece
                 continue
             want = CHUNK_BYTES
-            o = np.array(offs, np.int64)
             arr = np.frombuffer(buf, np.uint8)
             h = arr[o[:, None] + np.arange(16)].view(dt).reshape(-1, 4).astype(np.int64)
             sec, frac, incl_a, orig = h[:, 0], h[:, 1], h[:, 2], h[:, 3]
             bad = np.flatnonzero((orig != 0) & (incl_a > orig) & (incl_a > snaplen))
-            keep = len(offs)
+            keep = len(o)
             if len(bad):
                 anomaly = True
                 keep = int(bad[0])
             if anomaly or not eof:
-                keep = min(keep, len(offs) - 1)  # hold the last good record back (see _handoff)
+                keep = min(keep, len(o) - 1)  # hold the last good record back (see _handoff)
             if keep > 0:
                 ts = sec[:keep].astype(np.float64) + frac[:keep].astype(np.float64) * unit
                 cap = incl_a[:keep]
@@ -436,7 +512,7 @@ def _pcap_chunks(path: str, fh: BinaryIO, info: CaptureInfo) -> Iterator[Chunk]:
                               files=[path])
                 _account(info, chunk, linktype)
                 yield chunk
-            held = offs[keep] if keep < len(offs) else pos
+            held = int(o[keep]) if keep < len(o) else pos
             carry = buf[held:]
             base += held
             if anomaly or eof:
@@ -454,7 +530,8 @@ def _pcap_chunks(path: str, fh: BinaryIO, info: CaptureInfo) -> Iterator[Chunk]:
     stream.base = base - 24
     stream.eof = eof and failure is None
     sub = CaptureInfo(path)
-    yield from _repack(_counted(_closing(_read_pcap(stream, path, ev), fh), sub), ev)
+    yield from _repack(_counted(_closing(_read_pcap(stream, path, ev), fh), sub), ev,
+                       max_age=LIVE_MAX_AGE if eager else None)
     _add_info(info, sub)
 
 
@@ -504,7 +581,6 @@ def _pcap_mmap_chunks(path: str, fh: BinaryIO, mm: mmap.mmap, info: CaptureInfo)
     snaplen = struct.unpack(order + "I", header[16:20])[0]
     linktype = struct.unpack(order + "I", header[20:24])[0] & 0xFFFF
     limit = max(snaplen, 65535) if 0 < snaplen <= MAX_RECORD else MAX_RECORD
-    incl_at = struct.Struct(order + "I").unpack_from
     dt = np.dtype(order + "u4")
     arr = np.frombuffer(mm, np.uint8)
     view16 = np.lib.stride_tricks.as_strided(arr, shape=(max(0, size - 15), 16), strides=(1, 1), writeable=False)
@@ -517,31 +593,23 @@ def _pcap_mmap_chunks(path: str, fh: BinaryIO, mm: mmap.mmap, info: CaptureInfo)
         if per_record:
             want = max(want, min(CHUNK_BYTES, CHUNK_PACKETS * per_record))
         wend = min(size, base + want)
-        offs: list[int] = []
-        app = offs.append
-        pos = base
-        try:
-            while pos < wend:
-                app(pos)
-                pos += incl_at(mm, pos + 8)[0] + hdr_len
-        except struct.error:
-            pass  # a header cut by the end of the file: found below
-        if not offs:
+        # a header cut by the end of the file is listed and found below
+        o, pos, _ = walk_pcap(mm, base, wend, hdr_len, order == ">")
+        if not len(o):
             break
-        o = np.array(offs, np.int64)
         # 16 header bytes per record through a strided view (a header cut by the end of the
         # file is read from an earlier place and flagged below)
         h = view16[np.minimum(o, size - 16)].view(dt).reshape(-1, 4).astype(np.int64)
         sec, frac, incl_a, orig = h[:, 0], h[:, 1], h[:, 2], h[:, 3]
         bad = np.flatnonzero((o + hdr_len > size) | (incl_a > limit) | (o + hdr_len + incl_a > size)
                              | ((orig != 0) & (incl_a > orig) & (incl_a > snaplen)))
-        keep = len(offs)
+        keep = len(o)
         if len(bad):
             anomaly = True
             keep = int(bad[0])
         last = not anomaly and pos >= size
         if not last:
-            keep = min(keep, len(offs) - 1)  # hold the last good record back
+            keep = min(keep, len(o) - 1)  # hold the last good record back
         if keep > 0:
             ts = sec[:keep].astype(np.float64) + frac[:keep].astype(np.float64) * unit
             cap = incl_a[:keep]
@@ -557,9 +625,9 @@ def _pcap_mmap_chunks(path: str, fh: BinaryIO, mm: mmap.mmap, info: CaptureInfo)
             want *= 2  # one record longer than the window
             continue
         if keep:
-            per_record = max(1, (offs[keep] - base) // keep)
+            per_record = max(1, (int(o[keep]) - base) // keep)
         want = 1 << 16
-        base = offs[keep]
+        base = int(o[keep])
         if anomaly:
             break
         dropped = _drop_pages(mm, dropped, base)

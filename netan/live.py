@@ -1,6 +1,6 @@
 """`netan live`: the gateway sensor. Real capture process -> the same flow engine as replay.
 
-One reader thread turns the capture pipe into packet batches; the main thread
+One reader thread turns the capture pipe into chunks of packets; the main thread
 feeds the engine, writes finished flows to an open chunk that is renamed into
 ``flows-<UTC>.jsonl`` (atomically) when it rotates by time or size, re-joins
 context and re-scores chains periodically, and keeps ``summary.json`` and a
@@ -27,16 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from netan import SCHEMA, __version__
-from netan.analyzers import AnalyzerSet
+from netan.analyzers import SELECTABLE, AnalyzerSet, analyzer_modules
 from netan.parallel import AnalyzerRunner, default_workers
 from netan.fastpath import BatchEngine
-from netan.fastpath_read import _EventProblems as EventProblems
-from netan.fastpath_read import _repack as repack
+from netan.fastpath_read import Chunk, pipe_chunks
 from netan.flows import FlowConfig
 from netan.problems import InputError, Problems
 from netan.sinks.atomic import atomic_open, dumps, write_json
 from netan.sources.live import CaptureProcess, CaptureStats, interface_exists
-from netan.sources.pcap import read_packet_stream
 
 __all__ = ["LiveOptions", "LiveRunner", "run_live"]
 
@@ -62,6 +60,7 @@ class LiveOptions:
     buffer_kib: int = 65536
     duration: float | None = None  # stop by itself after this many seconds (tests, timed runs)
     workers: int | None = None  # analyzer processes (None: netan.parallel.default_workers)
+    analyzers: tuple[str, ...] = tuple(SELECTABLE)  # short names (netan.analyzers.select_analyzers)
 
 
 def _context_files(paths: tuple[str, ...]) -> list[tuple[str, float, int]]:
@@ -85,26 +84,22 @@ def context_version(paths: tuple[str, ...]) -> str | None:
 
 
 class _Reader(threading.Thread):
-    """Capture pipe -> batches of RawPacket on a bounded queue (back-pressure, not loss:
-    if netan falls behind, the pipe and then the kernel buffer fill, and the kernel's
-    drop counter says so)."""
+    """Capture pipe -> chunks on a bounded queue (back-pressure, not loss: if netan falls
+    behind, the pipe and then the kernel buffer fill, and the kernel's drop counter says so).
 
-    def __init__(self, fd: int, name: str, problems: Problems, out: queue.Queue) -> None:
+    Chunks come straight from the pipe's bytes (netan.fastpath_read.pipe_chunks: records
+    walked in C, no per-packet objects); reader problems travel inside them."""
+
+    def __init__(self, fd: int, name: str, out: queue.Queue) -> None:
         super().__init__(daemon=True)
-        self.fd, self.name, self.problems, self.out = fd, name, problems, out
+        self.fd, self.name, self.out = fd, name, out
 
     def run(self) -> None:
-        batch: list = []
-        last = time.monotonic()
-        for raw in read_packet_stream(self.fd, self.name, self.problems):
-            batch.append(raw)
-            now = time.monotonic()
-            if len(batch) >= 8192 or now - last > 0.05:
-                self.out.put(batch)
-                batch, last = [], now
-        if batch:
-            self.out.put(batch)
-        self.out.put(None)  # end of this capture stream
+        try:
+            for chunk in pipe_chunks(self.fd, self.name):
+                self.out.put(chunk)
+        finally:
+            self.out.put(None)  # end of this capture stream
 
 
 class LiveRunner:
@@ -116,14 +111,14 @@ class LiveRunner:
         # the batch engine: the same flows as the per-packet one (tests/test_fastpath.py), a
         # fraction of the CPU per packet, which is what keeps the kernel's buffer from filling
         self.engine = BatchEngine(opts.flow, self.problems)
-        self.analyzers = AnalyzerSet()
+        self.analyzers = AnalyzerSet(analyzer_modules(opts.analyzers))
         # Analyzers in worker processes only when cores are left over: the capture process and
         # netan's own loop need one each (on 2 cores a worker made kernel drops worse, measured
         # with benchmarks/live_rate.py). Many batches may wait, so bursts queue, not stall.
         workers = opts.workers if opts.workers is not None else max(0, (default_workers() or 1) - 2)
         self.runner = AnalyzerRunner(self.analyzers, self._write_record, workers=workers, max_inflight=64)
-        self.crossflow = self._crossflow()
-        self.queue: queue.Queue = queue.Queue(maxsize=256)
+        self.crossflow = self._crossflow() if "crossflow" in opts.analyzers else None
+        self.queue: queue.Queue = queue.Queue(maxsize=64)  # chunks of up to 8 MB
         self.capture = CaptureProcess(opts.iface, opts.bpf, buffer_kib=opts.buffer_kib)
         self.capture_stats = CaptureStats()
         self.stop_requested = False
@@ -183,16 +178,17 @@ class LiveRunner:
             if deadline is not None and time.monotonic() >= deadline:
                 break
             try:
-                batch = self.queue.get(timeout=0.2)
+                chunk = self.queue.get(timeout=0.2)
             except queue.Empty:
-                batch = []
-            if batch is None:  # the capture process ended without being asked to
+                chunk = False
+            if chunk is None:  # the capture process ended without being asked to
                 capturing = False
                 self._capture_lost()
                 if self.exit_status:
                     break
                 continue
-            self._feed(batch)
+            if chunk:
+                self._feed(chunk)
             self._emit()
             now = time.monotonic()
             if not capturing and interface_exists(self.opts.iface):
@@ -226,7 +222,7 @@ class LiveRunner:
             fd = self.capture.start()
         except OSError as e:
             raise InputError(self.capture.binary, f"cannot start the capture process ({e.strerror or e})") from None
-        _Reader(fd, f"live:{self.opts.iface}", self.problems, self.queue).start()
+        _Reader(fd, f"live:{self.opts.iface}", self.queue).start()
         return True
 
     def _capture_lost(self) -> None:
@@ -251,13 +247,13 @@ class LiveRunner:
             stats = self.capture.stop()
             self.capture_stats.add(stats)
             while True:  # drain what tcpdump flushed before it exited
-                batch = self.queue.get(timeout=30)
-                if batch is None:
+                chunk = self.queue.get(timeout=30)
+                if chunk is None:
                     break
-                self._feed(batch)
+                self._feed(chunk)
         else:
             while not self.queue.empty():
-                self._feed(self.queue.get_nowait() or [])
+                self._feed(self.queue.get_nowait())
         self.engine.finish()
         self._emit()
         self.runner.close()
@@ -267,8 +263,8 @@ class LiveRunner:
         self._write_summary()
         self._write_metrics()
 
-    def _feed(self, batch: list) -> None:
-        for chunk in repack(batch, EventProblems()):
+    def _feed(self, chunk: Chunk | None) -> None:
+        if chunk is not None:
             self.engine.feed_chunk(chunk)
 
     # ---- flows out --------------------------------------------------------------------

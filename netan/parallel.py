@@ -20,7 +20,7 @@ from netan.sample import FlowSample
 __all__ = ["AnalyzerRunner", "default_workers"]
 
 BATCH = 256
-_WORKER_SET: AnalyzerSet | None = None
+_WORKER_SETS: dict[tuple[str, ...], AnalyzerSet] = {}  # per worker process: the sets it was asked for
 
 
 def default_workers() -> int:
@@ -32,17 +32,19 @@ def default_workers() -> int:
     return cores if cores > 1 else 0
 
 
-def _analyze_batch(items: list[tuple[dict[str, Any], FlowSample]]) -> tuple[list[dict[str, Any]], Counter]:
-    global _WORKER_SET
-    if _WORKER_SET is None:
-        _WORKER_SET = AnalyzerSet()
-    before = Counter(_WORKER_SET.failures)
+def _analyze_batch(names: tuple[str, ...], items: list[tuple[dict[str, Any], FlowSample]]
+                   ) -> tuple[list[dict[str, Any]], Counter]:
+    """In a worker: the analyzers the parent selected (``names``) over one batch."""
+    analyzers = _WORKER_SETS.get(names)
+    if analyzers is None:
+        analyzers = _WORKER_SETS[names] = AnalyzerSet(names)
+    before = Counter(analyzers.failures)
     out = []
     for record, sample in items:
         fields: dict[str, Any] = {}
-        _WORKER_SET.run(sample, fields)
+        analyzers.run(sample, fields)
         out.append(fields)
-    return out, _WORKER_SET.failures - before
+    return out, analyzers.failures - before
 
 
 class AnalyzerRunner:
@@ -81,7 +83,7 @@ class AnalyzerRunner:
         if not self.batch:
             return
         self.start()
-        job = self.pool.apply_async(_analyze_batch, (self.batch,))
+        job = self.pool.apply_async(_analyze_batch, (self.analyzers.names, self.batch))
         self.pending.append((job, self.batch))
         self.batch = []
         self._collect(keep=self.max_inflight)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
 from netan import SCHEMA, __version__
-from netan.analyzers import AnalyzerSet
+from netan.analyzers import SELECTABLE, AnalyzerSet, analyzer_modules
 from netan.analyzers.dhcp import bindings_from_sample
 from netan.parallel import AnalyzerRunner
 from netan.engine import Engine, merged_packets
@@ -43,6 +43,7 @@ class RunOptions:
     graph: str | None = None
     command: str = "analyze"
     workers: int | None = None  # analyzer processes; None: one per core (netan.parallel.default_workers)
+    analyzers: tuple[str, ...] = tuple(SELECTABLE)  # short names (netan.analyzers.select_analyzers)
 
 
 @dataclass
@@ -98,11 +99,13 @@ def analyze_captures(paths: list[str], opts: RunOptions,
     batch = os.environ.get("NETAN_ENGINE", "batch") != "packet"
     engine = BatchEngine(opts.flow, problems) if batch else Engine(opts.flow, problems)
     infos: list[CaptureInfo] = []
-    analyzers = AnalyzerSet()
+    analyzers = AnalyzerSet(analyzer_modules(opts.analyzers))
     droid = pcapdroid_inputs(paths)
     if droid:  # a PCAPdroid capture names the app of every packet: use it as context too
         opts = dataclasses.replace(opts, context=tuple(opts.context) + tuple(droid))
     stages = _Stages(opts, problems)
+    if "crossflow" not in opts.analyzers:
+        stages.crossflow = None
     os.makedirs(opts.out_dir, exist_ok=True)
     spool_path = os.path.join(opts.out_dir, ".flows.spool.jsonl")
     t_read = time.monotonic()
@@ -116,7 +119,8 @@ def analyze_captures(paths: list[str], opts: RunOptions,
             spool.write("\n")
             result.flows += 1
 
-        runner = AnalyzerRunner(analyzers, finished, workers=opts.workers)
+        # nothing to analyse: no worker processes to feed
+        runner = AnalyzerRunner(analyzers, finished, workers=opts.workers if analyzers.loaded else 0)
 
         def drain() -> None:
             for fs in engine.pop_finished():
@@ -132,7 +136,7 @@ def analyze_captures(paths: list[str], opts: RunOptions,
             progress({"done": True})
     t_flows = time.monotonic()
     sources = {"engine": engine.summary(), "captures": [_capture_info(i) for i in infos],
-               "analyzers": {**analyzers.summary(), "workers": runner.workers}}
+               "analyzers": {**analyzers.summary(), "workers": runner.workers, "selected": list(opts.analyzers)}}
     finish_run(spool_path, opts, stages, result, sources, started, {"read_and_flows_s": t_flows - t_read})
     return result
 

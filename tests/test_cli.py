@@ -167,3 +167,27 @@ def test_worker_processes_change_nothing_in_the_output(tmp_path, corpus):
     for name in ("flows.jsonl", "chains.jsonl"):
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
     assert summary(outs[1])["analyzers"]["workers"] == 2
+
+
+def test_analyzers_option_selects_the_per_flow_analysis(tmp_path, corpus):
+    """--analyzers none: the flow records alone (the nfstream-like export); a subset runs only those."""
+    capture = str(corpus / "foxio-ja4/pcap/tls-handshake.pcapng")
+    outs = {}
+    for choice in ("all", "none", "payload"):
+        out = tmp_path / choice
+        res = run(["analyze", capture, "--out", str(out), "--analyzers", choice])
+        assert res.exit_code == 0, res.output
+        check_contract(out)
+        outs[choice] = [json.loads(x) for x in (out / "flows.jsonl").read_text().splitlines()]
+    assert summary(tmp_path / "none")["analyzers"]["selected"] == []
+    assert summary(tmp_path / "none")["analyzers"]["workers"] == 0
+    tls = [r for r in outs["all"] if r["tls"]]
+    assert tls, "the capture has TLS flows"
+    for full, bare, payload in zip(outs["all"], outs["none"], outs["payload"]):
+        for key in ("flow_id", "bytes_out", "bytes_in", "pkts_out", "pkts_in", "sizes", "iats", "end_reason"):
+            assert full[key] == bare[key] == payload[key], key  # the engine's part does not change
+        assert bare["tls"] is None and bare["l7"] == "unknown"
+        assert bare["payload"]["out"]["entropy"] is None
+        assert payload["tls"] is None and payload["payload"] == full["payload"]
+    res = run(["analyze", capture, "--out", str(tmp_path / "bad"), "--analyzers", "payload,nosuch"])
+    assert res.exit_code == 2 and "nosuch" in res.output

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from netan.sample import FlowSample
 
-__all__ = ["DEFAULT_ANALYZERS", "AnalyzerSet"]
+__all__ = ["DEFAULT_ANALYZERS", "SELECTABLE", "AnalyzerSet", "analyzer_modules", "select_analyzers"]
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,36 @@ log = logging.getLogger(__name__)
 #: in this order (a later analyzer's field wins on a clash).
 DEFAULT_ANALYZERS: tuple[str, ...] = ("netan.analyzers.payload", "netan.analyzers.protocols")
 
+#: What ``--analyzers`` can name: the per-flow analyzers, and ``crossflow`` (framing
+#: pooled across the flows to one destination, a stage of the pipeline).
+SELECTABLE: dict[str, str | None] = {"payload": "netan.analyzers.payload",
+                                     "protocols": "netan.analyzers.protocols",
+                                     "crossflow": None}
+
 Analyzer = Callable[[FlowSample], dict]
+
+
+def select_analyzers(spec: str) -> tuple[str, ...]:
+    """``--analyzers`` text -> the short names chosen, in SELECTABLE's order.
+
+    ``all`` (everything, the default) and ``none`` (flow records and payload
+    sampling only: the nfstream-like flow export) or a comma list such as
+    ``payload,protocols``. Raises ValueError naming an unknown analyzer.
+    """
+    words = {w.strip().lower() for w in spec.split(",") if w.strip()}
+    if words == {"all"}:
+        return tuple(SELECTABLE)
+    if words in ({"none"}, set()):
+        return ()
+    unknown = sorted(words - set(SELECTABLE))
+    if unknown:
+        raise ValueError(f"unknown analyzer {', '.join(unknown)} (choose from all, none, {', '.join(SELECTABLE)})")
+    return tuple(name for name in SELECTABLE if name in words)
+
+
+def analyzer_modules(selected: tuple[str, ...]) -> tuple[str, ...]:
+    """The per-flow analyzer modules among the selected short names."""
+    return tuple(m for name in selected if (m := SELECTABLE[name]) is not None)
 
 
 @dataclass

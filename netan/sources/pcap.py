@@ -186,22 +186,6 @@ def read_packets(path: str, problems: Problems, info: CaptureInfo | None = None)
         fh.close()
 
 
-def read_packet_stream(fd: int, name: str, problems: Problems) -> Iterator[RawPacket]:
-    """Packets from a pipe (a capture process writing pcap or pcapng to stdout), as they arrive.
-
-    Each read returns what the pipe holds, so packets are yielded without
-    waiting for a large buffer to fill; the iterator ends when the writer closes.
-    """
-    stream = _Stream(None, name, problems, read=lambda n: os.read(fd, min(n, 1 << 20)))  # type: ignore[arg-type]
-    kind = sniff_format(stream.peek(4))
-    if kind == "pcap":
-        yield from _read_pcap(stream, name, problems)
-    elif kind == "pcapng":
-        yield from _read_pcapng(stream, name, problems)
-    elif stream.peek(1):
-        problems.skip(name, "offset 0", f"capture stream is not pcap or pcapng (magic {stream.peek(4).hex()})")
-
-
 def _read_pcap(s: _Stream, path: str, problems: Problems) -> Iterator[RawPacket]:
     header = s.read(24)
     if header is None:
