@@ -35,6 +35,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--packets", type=int, default=200_000)
     ap.add_argument("--rates", default="20000,50000,100000,150000")
+    ap.add_argument("--netan-args", default="", help="extra `netan live` options, e.g. '--analyzers none'")
     args = ap.parse_args()
     tag = f"nlr{os.getpid() % 100000}"
     a, b = f"{tag}a", f"{tag}b"
@@ -53,7 +54,8 @@ def main() -> int:
             out = tmp / f"out{rate}"
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             proc = subprocess.Popen(["ip", "netns", "exec", b, sys.executable, "-m", "netan.cli", "-q", "live",
-                                     "-i", "rp1", "--out", str(out)], stderr=subprocess.PIPE, text=True)
+                                     "-i", "rp1", "--out", str(out), *args.netan_args.split()],
+                                    stderr=subprocess.PIPE, text=True)
             while not (out / "metrics.prom").exists():
                 time.sleep(0.1)
             time.sleep(0.5)

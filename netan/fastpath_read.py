@@ -21,11 +21,13 @@ would have recorded them.
 """
 from __future__ import annotations
 
+import fcntl
 import io
 import mmap
 import os
 import select
 import struct
+import termios
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -44,8 +46,10 @@ __all__ = ["Chunk", "PipeSource", "pipe_chunks", "read_chunks", "CHUNK_BYTES"]
 #: Bytes read per piece (pcap fast path), and packets per repacked chunk (fallback).
 CHUNK_BYTES = 8 << 20
 CHUNK_PACKETS = 1 << 16
-#: A live stream read packet by packet (pcapng, or after damage) hands a chunk on this often.
+#: A live stream hands a chunk on this many seconds after its first bytes arrived (sooner when full).
 LIVE_MAX_AGE = 0.05
+#: A pipe read waits for this many bytes (or the chunk's age) before reading.
+PIPE_PIECE = 256 << 10
 _MODIFIED = (b"\x34\xcd\xb2\xa1", b"\xa1\xb2\xcd\x34")
 
 
@@ -367,11 +371,19 @@ def _whole_records(buf: bytes, hdr_len: int, big_endian: bool, limit: int) -> tu
 
 
 class PipeSource:
-    """A capture pipe for the chunk reader: what the pipe holds now, without waiting to fill
-    a piece (``more_now``), so packets reach the engine as they arrive."""
+    """A capture pipe for the chunk reader: a chunk holds what arrived within
+    ``LIVE_MAX_AGE`` of its first bytes (``more_now``), so packets reach the engine
+    quickly on a quiet network and in large chunks (cheap per packet) on a busy one."""
+
+    #: Linux F_SETPIPE_SZ: a larger pipe gives the capture process room while netan is busy.
+    SETPIPE_SZ, PIPE_BYTES = 1031, 1 << 20
 
     def __init__(self, fd: int, head: bytes = b"") -> None:
         self.fd, self.head = fd, head
+        try:
+            fcntl.fcntl(fd, self.SETPIPE_SZ, self.PIPE_BYTES)
+        except OSError:
+            pass  # not a pipe, or above /proc/sys/fs/pipe-max-size: the default size works too
 
     def read(self, n: int = READ_CHUNK) -> bytes:
         if self.head:
@@ -379,8 +391,31 @@ class PipeSource:
             return out
         return os.read(self.fd, min(n, READ_CHUNK))
 
-    def more_now(self) -> bool:
-        return bool(self.head) or bool(select.select([self.fd], [], [], 0)[0])
+    def more_now(self, first_at: float) -> bool:
+        """Whether to read more into the chunk started at ``first_at``: yes once a large piece
+        is waiting in the pipe, no when the chunk is due (``LIVE_MAX_AGE``).
+
+        Why not read whatever is there: a capture process writes packet by packet, so
+        reading at every write costs a wake-up and a read per packet or two. Waiting for
+        a piece to gather costs a few milliseconds of latency and saves most of that.
+        """
+        if self.head:
+            return True
+        due = first_at + LIVE_MAX_AGE
+        while True:
+            if self._waiting() >= PIPE_PIECE:
+                return True
+            left = due - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(left, 0.002))
+
+    def _waiting(self) -> int:
+        """Bytes waiting in the pipe (FIONREAD); a large number when that cannot be known."""
+        try:
+            return struct.unpack("i", fcntl.ioctl(self.fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        except OSError:
+            return PIPE_PIECE if select.select([self.fd], [], [], 0)[0] else 0
 
     def close(self) -> None:
         """The capture process owns the pipe."""
@@ -469,13 +504,17 @@ def _pcap_chunks(path: str, fh: BinaryIO, info: CaptureInfo) -> Iterator[Chunk]:
             else:
                 parts = [carry]
                 size = len(carry)
+                first_at = 0.0
                 while size < want:
-                    if eager and len(parts) > 1 and not fh.more_now():  # type: ignore[attr-defined]
-                        break  # a pipe: process what is there instead of waiting for a full piece
+                    # a pipe: hand on what arrived within LIVE_MAX_AGE instead of waiting for a full piece
+                    if eager and len(parts) > 1 and not fh.more_now(first_at):  # type: ignore[attr-defined]
+                        break
                     data = piece()
                     if not data:
                         eof = True
                         break
+                    if len(parts) == 1:
+                        first_at = time.monotonic()
                     parts.append(data)
                     size += len(data)
                 buf = b"".join(parts) if len(parts) > 1 else parts[0]

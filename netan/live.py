@@ -83,6 +83,11 @@ def context_version(paths: tuple[str, ...]) -> str | None:
     return hashlib.blake2b(repr(files).encode(), digest_size=6).hexdigest()
 
 
+#: libpcap's read timeout as tcpdump sets it (1 s), plus a margin: the longest a packet waits
+#: in the kernel before tcpdump sees it.
+BLOCK_TIMEOUT_S = 1.2
+
+
 class _Reader(threading.Thread):
     """Capture pipe -> chunks on a bounded queue (back-pressure, not loss: if netan falls
     behind, the pipe and then the kernel buffer fill, and the kernel's drop counter says so).
@@ -244,6 +249,9 @@ class LiveRunner:
 
     def _shutdown(self, capturing: bool) -> None:
         if capturing and self.capture.running():
+            # The kernel hands packets to tcpdump in blocks, each at most BLOCK_TIMEOUT_S
+            # late: keep reading that long, so packets that arrived before the signal count.
+            self._feed_for(BLOCK_TIMEOUT_S)
             stats = self.capture.stop()
             self.capture_stats.add(stats)
             while True:  # drain what tcpdump flushed before it exited
@@ -262,6 +270,18 @@ class LiveRunner:
         self._write_all_flows()
         self._write_summary()
         self._write_metrics()
+
+    def _feed_for(self, seconds: float) -> None:
+        due = time.monotonic() + seconds
+        while (left := due - time.monotonic()) > 0:
+            try:
+                chunk = self.queue.get(timeout=left)
+            except queue.Empty:
+                return
+            if chunk is None:  # the capture ended by itself: nothing more will come
+                self.queue.put(None)
+                return
+            self._feed(chunk)
 
     def _feed(self, chunk: Chunk | None) -> None:
         if chunk is not None:
