@@ -39,6 +39,7 @@ import numpy as np
 from netan.decode import ICMP, ICMP6, TCP, Decoded
 from netan.engine import Engine
 from netan.fastpath_decode import BAD, FAST, FRAG, NOT_IP, SLOW_OK, Decodedv, decode_chunk, decoded_many
+from netan.fastpath_child import decoded_chunks
 from netan.fastpath_read import Chunk, read_chunks
 from netan.flows import ACK, FIN, RST, SYN, FlowConfig, FlowState
 from netan.intervals import cover
@@ -89,18 +90,22 @@ class BatchEngine:
     def run(self, paths: list[str], infos: list[CaptureInfo], unreadable: list[InputError],
             on_chunk: Callable[[Chunk], None] | None = None) -> None:
         """Read and process every packet of ``paths``; call ``on_chunk`` after each chunk."""
-        for chunk in read_chunks(paths, infos, unreadable):
-            self.feed_chunk(chunk)
+        # read and decoded one chunk ahead in a child process (netan.fastpath_child)
+        for chunk, dv in decoded_chunks(paths, infos, unreadable):
+            self.feed_decoded(chunk, dv)
             if on_chunk is not None:
                 on_chunk(chunk)
 
     # -- one chunk ------------------------------------------------------------------------
     def feed_chunk(self, chunk: Chunk) -> None:
+        self.feed_decoded(chunk, decode_chunk(chunk) if len(chunk) else None)
+
+    def feed_decoded(self, chunk: Chunk, dv: Decodedv | None) -> None:
+        """A chunk and its ``decode_chunk`` result (None when the chunk is empty)."""
         n = len(chunk)
         self._events = chunk.events
         self._ev = 0
-        if n:
-            dv = decode_chunk(chunk)
+        if n and dv is not None:
             self._feed(chunk, dv)
         self._emit_events(n)
 

@@ -318,12 +318,23 @@ def flag_text(flags: int) -> str:
     return "".join(letter for bit, letter in FLAG_LETTERS if flags & bit)
 
 
+_IP_TEXT: dict[bytes, str] = {}
+_IP_TEXT_MAX = 1 << 16
+
+
 def ip_text(addr: bytes) -> str:
-    return str(ipaddress.ip_address(addr))
+    """The address as ipaddress writes it; remembered, since a network has few addresses
+    and every flow record and sample writes two (bounded: a scan must not grow it forever)."""
+    text = _IP_TEXT.get(addr)
+    if text is None:
+        if len(_IP_TEXT) >= _IP_TEXT_MAX:
+            _IP_TEXT.clear()
+        text = _IP_TEXT[addr] = str(ipaddress.ip_address(addr))
+    return text
 
 
 def mac_text(mac: bytes | None) -> str | None:
-    return None if mac is None else ":".join(f"{b:02x}" for b in mac)
+    return None if mac is None else mac.hex(":")
 
 
 def proto_name(proto: int) -> str:

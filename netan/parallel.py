@@ -63,7 +63,7 @@ class AnalyzerRunner:
         self.pending: deque[tuple[Any, list]] = deque()
         self.pool = None
 
-    def add(self, record: dict[str, Any], sample: FlowSample) -> None:
+    def add(self, record: dict[str, Any], sample: FlowSample | None) -> None:
         if self.workers <= 0:
             self.analyzers.run(sample, record)
             self.finish(record, sample)

@@ -113,7 +113,7 @@ def analyze_captures(paths: list[str], opts: RunOptions,
         def finished(record: dict, sample) -> None:
             if stages.crossflow is not None:
                 stages.crossflow.observe(record, sample)
-            if record["proto"] == "udp" and {record["src_port"], record["dst_port"]} & {67, 68}:
+            if _is_dhcp(record["proto"], record["src_port"], record["dst_port"]):
                 stages.bindings.extend(bindings_from_sample(sample))
             spool.write(dumps(record))
             spool.write("\n")
@@ -122,9 +122,13 @@ def analyze_captures(paths: list[str], opts: RunOptions,
         # nothing to analyse: no worker processes to feed
         runner = AnalyzerRunner(analyzers, finished, workers=opts.workers if analyzers.loaded else 0)
 
+        # Without analyzers only DHCP flows need their sample (address bindings): the rest skip it.
+        every_sample = bool(analyzers.loaded) or stages.crossflow is not None
+
         def drain() -> None:
             for fs in engine.pop_finished():
-                runner.add(fs.to_record(), fs.to_sample())
+                wanted = every_sample or _is_dhcp(fs.proto, fs.orig[1], fs.resp[1])
+                runner.add(fs.to_record(), fs.to_sample() if wanted else None)
 
         try:
             _feed_engine(engine, paths, infos, result, problems, drain, progress)
@@ -198,6 +202,11 @@ def analyze_zeek_logs(paths: list[str], opts: RunOptions, zeek_json: bool = Fals
     write_zeek_logs(opts.out_dir, iter_records(os.path.join(opts.out_dir, "flows.jsonl")),
                     iter_records(chains_path) if os.path.exists(chains_path) else [], json=zeek_json)
     return result
+
+
+def _is_dhcp(proto: int | str, sport: int, dport: int) -> bool:
+    """A DHCP exchange (UDP 67/68): its sample gives address bindings for the join."""
+    return proto in (17, "udp") and (sport in (67, 68) or dport in (67, 68))
 
 
 def pcapdroid_inputs(paths: list[str]) -> list[str]:

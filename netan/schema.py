@@ -64,6 +64,9 @@ FLOW_FIELDS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+_FLOW_FIELD_NAMES = frozenset(name for name, _, _ in FLOW_FIELDS)
+
+
 def empty_payload_side(n: int = 0) -> dict[str, Any]:
     """A payload side before (or without) payload analysis: nothing is claimed."""
     return {"n": n, "entropy": None, "class": "empty" if n == 0 else "unknown"}
@@ -96,7 +99,7 @@ def new_flow_record(**fields: Any) -> dict[str, Any]:
         "attribution": None,
         "app_state": "unknown",
     }
-    unknown = set(fields) - {name for name, _, _ in FLOW_FIELDS}
+    unknown = fields.keys() - _FLOW_FIELD_NAMES
     if unknown:
         raise KeyError(f"not flow record fields: {sorted(unknown)}")
     record.update(fields)
