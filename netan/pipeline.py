@@ -9,7 +9,10 @@ observation, and the final flows.jsonl. Chains and summary.json come last.
 """
 from __future__ import annotations
 
+import collections
+import contextlib
 import dataclasses
+import itertools
 import logging
 import os
 import time
@@ -25,7 +28,7 @@ from netan.fastpath import BatchEngine
 from netan.fastpath_read import Chunk
 from netan.flows import FlowConfig
 from netan.problems import InputError, Problems
-from netan.sinks.atomic import atomic_open, dumps, loads, write_json
+from netan.sinks.atomic import BUFFER, append_file, atomic_open, dumps, dumps_line, loads, write_json
 from netan.sources.pcap import CaptureInfo
 
 __all__ = ["RunOptions", "RunResult", "analyze_captures", "analyze_zeek_logs", "finish_run", "iter_records"]
@@ -173,9 +176,20 @@ def _feed_engine(engine, paths: list[str], infos: list[CaptureInfo], result: Run
     drain()
 
 
-def analyze_zeek_logs(paths: list[str], opts: RunOptions, zeek_json: bool = False) -> RunResult:
-    """`netan zeek`: Zeek logs become the same flow records, then the same join, chains and sinks."""
-    from netan.sources.zeek import read_zeek
+def analyze_zeek_logs(paths: list[str], opts: RunOptions, zeek_json: bool = False,
+                      workers: int | None = None) -> RunResult:
+    """`netan zeek`: Zeek logs become the same flow records, then the same join, chains and sinks.
+
+    Without ``--context`` no record waits for the others (there is no clock skew
+    to learn first), so records go from the reader straight to flows.jsonl,
+    netan_flows.log and the chain builder in one pass, with no spool, and a big
+    conn.log is shared out among ``workers`` processes (default
+    ``NETAN_ZEEK_WORKERS``, else ``zeek_workers``; the outputs are the same).
+    With context the join observes every record first (pass 1, spooled), as in
+    pcap mode.
+    """
+    from netan.sinks.zeek import ZeekLogs
+    from netan.sources.zeek import ZeekRead
 
     started = time.monotonic()
     problems = Problems()
@@ -184,24 +198,107 @@ def analyze_zeek_logs(paths: list[str], opts: RunOptions, zeek_json: bool = Fals
     stages.crossflow = None  # it needs payload samples, which Zeek logs do not carry
     stages.observed = True
     os.makedirs(opts.out_dir, exist_ok=True)
-    spool_path = os.path.join(opts.out_dir, ".flows.spool.jsonl")
+    inputs = [{"path": p} for p in paths]
+    analyzers = {"note": "payload and framing are not observable in Zeek logs"}
     t0 = time.monotonic()
-    with open(spool_path, "w", encoding="utf-8") as spool:
-        for record in read_zeek(list(paths), problems):
-            if stages.join is not None:
-                stages.join.observe(record)
-            spool.write(dumps(record))
-            spool.write("\n")
-            result.flows += 1
-    sources = {"inputs": [{"path": p} for p in paths], "engine": {"records": result.flows},
-               "analyzers": {"note": "payload and framing are not observable in Zeek logs"}}
-    finish_run(spool_path, opts, stages, result, sources, started, {"read_logs_s": time.monotonic() - t0})
-    from netan.sinks.zeek import write_zeek_logs
-
-    chains_path = os.path.join(opts.out_dir, "chains.jsonl")
-    write_zeek_logs(opts.out_dir, iter_records(os.path.join(opts.out_dir, "flows.jsonl")),
-                    iter_records(chains_path) if os.path.exists(chains_path) else [], json=zeek_json)
+    try:
+        with ZeekLogs(opts.out_dir, zeek_json) as zeek_logs:
+            zr = ZeekRead(list(paths), problems)
+            if stages.join is None:
+                result.flows = _zeek_one_pass(zr, opts, stages, zeek_logs, zeek_json, _zeek_workers(zr, workers))
+                sources = {"inputs": inputs, "engine": {"records": result.flows}, "analyzers": analyzers}
+                _write_results(opts, stages, result, sources, started,
+                               {"read_and_write_s": time.monotonic() - t0}, {}, zeek_logs)
+                return result
+            spool_path = os.path.join(opts.out_dir, ".flows.spool.jsonl")
+            with open(spool_path, "wb") as spool:
+                for record in itertools.chain(zr.conn(), zr.rest()):
+                    stages.join.observe(record)
+                    spool.write(dumps_line(record))
+                    result.flows += 1
+            sources = {"inputs": inputs, "engine": {"records": result.flows}, "analyzers": analyzers}
+            finish_run(spool_path, opts, stages, result, sources, started, {"read_logs_s": time.monotonic() - t0},
+                       sink=zeek_logs)
+    except _ReadAgain:
+        return analyze_zeek_logs(paths, opts, zeek_json, workers=1)
     return result
+
+
+class _ReadAgain(Exception):
+    """The segments of a shared-out read could not be joined exactly (repeated uids): read in one process."""
+
+
+#: conn.log bytes (gzip'd: four times the size) below which one process reads it all.
+ZEEK_SPLIT_MIN_BYTES = 32 << 20
+
+
+def _zeek_workers(zr: Any, asked: int | None) -> int:
+    """Processes for the conn lines: ``asked``, else ``NETAN_ZEEK_WORKERS``, else one per core (at most 4)
+    when there are ``ZEEK_SPLIT_MIN_BYTES`` of them (a fork and the merge cost ~0.1 s)."""
+    from netan.sources.zeek import fanout
+
+    if not fanout.available():
+        return 1
+    env = os.environ.get("NETAN_ZEEK_WORKERS", "")
+    if asked is None and env.strip().isdigit():
+        asked = int(env)
+    if asked is not None:
+        return max(1, asked)
+    size = sum(os.path.getsize(lf.path) * (4 if lf.gzipped else 1) for lf in zr.conn_files if os.path.exists(lf.path))
+    return min(os.cpu_count() or 1, 4) if size >= ZEEK_SPLIT_MIN_BYTES else 1
+
+
+def _zeek_one_pass(zr: Any, opts: RunOptions, stages: _Stages, zeek_logs: Any, zeek_json: bool, workers: int) -> int:
+    """Every record of ``zr`` through pass 2 into the outputs; the conn lines shared out among
+    ``workers`` processes when that makes more than one segment. Returns the number of records."""
+    from netan.sinks.zeek import FlowRows
+    from netan.sources.zeek import fanout
+
+    segments = zr.plan(workers) if workers > 1 else []
+    if len(segments) <= 1:
+        return _write_flows(itertools.chain(zr.conn(), zr.rest()), opts, stages, zeek_logs.flow)
+    flows_path = os.path.join(opts.out_dir, "flows.jsonl")
+    if stages.chains is not None:
+        from netan.chains.store import JsonlLines
+
+        stages.chains.store = JsonlLines(flows_path)
+    parts: list[str] = []
+
+    def part(records: Iterator[dict], k: int) -> dict[str, Any]:
+        """In a child: its segment into part files, with its own chain state."""
+        jsonl, rows_log = (os.path.join(opts.out_dir, f".part-{k}.{name}") for name in ("flows.jsonl", "flows.log"))
+        with open(jsonl, "wb", buffering=BUFFER) as out, open(rows_log, "w", encoding="utf-8", buffering=BUFFER) as fh:
+            rows = FlowRows(fh, zeek_json)
+            p2 = _Pass2(out, stages, rows.flow)
+            p2.run(records)
+        return {"jsonl": jsonl, "log": rows_log, "count": p2.count, "rows": {"rows": rows.rows,
+                "uid_differs": rows.uid_differs}, "chains": stages.chains.state() if stages.chains else None}
+
+    try:
+        with atomic_open(flows_path, "wb") as out:
+            own = _Pass2(out, stages, zeek_logs.flow)
+
+            def take(res: dict[str, Any], k: int) -> None:
+                parts.extend((res["jsonl"], res["log"]))
+                out.flush()
+                base = out.tell()
+                own.at = base + append_file(out, res["jsonl"])
+                zeek_logs.append(res["log"], res["rows"])
+                if stages.chains is not None:
+                    stages.chains.absorb(res["chains"], base)
+                own.count += res["count"]
+
+            out.flush()
+            zeek_logs.flush()
+            if not fanout.run(zr, segments, zr.problems, own.run, part, take):
+                raise _ReadAgain
+            own.run(zr.rest())
+    finally:
+        for k in range(1, len(segments)):
+            for name in ("flows.jsonl", "flows.log"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(opts.out_dir, f".part-{k}.{name}"))
+    return own.count
 
 
 def _is_dhcp(proto: int | str, sport: int, dport: int) -> bool:
@@ -240,8 +337,12 @@ def _read_spool(path: str) -> Iterator[dict]:
 
 
 def finish_run(spool_path: str, opts: RunOptions, stages: _Stages, result: RunResult,
-               sources: dict[str, Any], started: float, timings: dict[str, float]) -> None:
-    """Pass 2 and the outputs; shared by every mode that produces flow records."""
+               sources: dict[str, Any], started: float, timings: dict[str, float], sink: Any = None) -> None:
+    """Pass 2 over the spooled records and the outputs; shared by every mode that produces flow records.
+
+    ``sink`` (optional, a ``netan.sinks.zeek.ZeekLogs``) also gets every final
+    record and, at the end, the chains.
+    """
     t0 = time.monotonic()
     if stages.join is not None and not stages.observed:
         if stages.bindings:
@@ -249,24 +350,70 @@ def finish_run(spool_path: str, opts: RunOptions, stages: _Stages, result: RunRe
         for record in _read_spool(spool_path):
             stages.join.observe(record)
     skew = stages.join.estimate_skew() if stages.join is not None else {}
-    flows_path = os.path.join(opts.out_dir, "flows.jsonl")
-    with atomic_open(flows_path) as out:
-        for record in _read_spool(spool_path):
-            if stages.crossflow is not None:
-                record.update(stages.crossflow.finalize(record))
-            if stages.join is not None:
-                record.update(stages.join.annotate(record))
-            if stages.chains is not None:
-                stages.chains.observe(record)
-            out.write(dumps(record))
-            out.write("\n")
+    _write_flows(_read_spool(spool_path), opts, stages, sink.flow if sink is not None else None)
     os.unlink(spool_path)
-    if stages.join is not None:
-        from netan.sinks.timelines import apps_by_device, export_timelines
-
-        apps, span = apps_by_device(iter_records(flows_path))
-        export_timelines(os.path.join(opts.out_dir, "timelines.json"), stages.join, apps, span)
     timings["join_and_write_s"] = time.monotonic() - t0
+    _write_results(opts, stages, result, sources, started, timings, skew, sink)
+
+
+class _Pass2:
+    """Pass 2's work on each record: made final (cross-flow findings, context), written to
+    flows.jsonl (and ``sink``), seen by the chain builder with its offset there (the builder
+    reads the records it needs back from flows.jsonl, so it keeps no copy)."""
+
+    def __init__(self, out: Any, stages: _Stages, sink: Callable[[dict], None] | None) -> None:
+        self.out, self.stages, self.sink = out, stages, sink
+        self.at = 0  # where the next line goes in the file
+        self.count = 0
+
+    def records(self, records: Iterable[dict]) -> Iterator[dict]:
+        """The final records, each written as it passes."""
+        crossflow, join, chains, sink = self.stages.crossflow, self.stages.join, self.stages.chains, self.sink
+        write = self.out.write
+        for record in records:
+            if crossflow is not None:
+                record.update(crossflow.finalize(record))
+            if join is not None:
+                record.update(join.annotate(record))
+            line = dumps_line(record)
+            if chains is not None:
+                chains.observe(record, self.at)
+            write(line)
+            self.at += len(line)
+            if sink is not None:
+                sink(record)
+            self.count += 1
+            yield record
+
+    def run(self, records: Iterable[dict]) -> None:
+        collections.deque(self.records(records), maxlen=0)
+
+
+def _write_flows(records: Iterable[dict], opts: RunOptions, stages: _Stages,
+                 sink: Callable[[dict], None] | None) -> int:
+    """Pass 2 into flows.jsonl (``_Pass2``); with a context join, timelines.json from the same
+    records. Returns the number of records."""
+    flows_path = os.path.join(opts.out_dir, "flows.jsonl")
+    if stages.chains is not None:
+        from netan.chains.store import JsonlLines
+
+        stages.chains.store = JsonlLines(flows_path)
+    with atomic_open(flows_path, "wb") as out:
+        p2 = _Pass2(out, stages, sink)
+        if stages.join is not None:
+            from netan.sinks.timelines import apps_by_device, export_timelines
+
+            apps, span = apps_by_device(p2.records(records))
+        else:
+            p2.run(records)
+    if stages.join is not None:
+        export_timelines(os.path.join(opts.out_dir, "timelines.json"), stages.join, apps, span)
+    return p2.count
+
+
+def _write_results(opts: RunOptions, stages: _Stages, result: RunResult, sources: dict[str, Any],
+                   started: float, timings: dict[str, float], skew: dict[str, Any], sink: Any = None) -> None:
+    """chains.jsonl (and the graph, and ``sink``'s chains), then summary.json."""
     chains: list[dict] = []
     if stages.chains is not None:
         t1 = time.monotonic()
@@ -278,6 +425,8 @@ def finish_run(spool_path: str, opts: RunOptions, stages: _Stages, result: RunRe
         if opts.graph:
             stages.chains.write_graphml(opts.graph)
         timings["chains_s"] = time.monotonic() - t1
+    if sink is not None:
+        sink.chains(chains)
     result.chains = len(chains)
     top_chains = [{k: c.get(k) for k in ("chain_id", "score", "severity", "analytics", "app", "subject",
                                           "destinations")} for c in chains[:5]]

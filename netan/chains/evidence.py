@@ -7,12 +7,12 @@ and never carry payload bytes.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from netan.chains.analytics import KINDS
 from netan.chains.baseline import Baseline
 
-__all__ = ["item", "network_evidence", "context_evidence", "ENCRYPTED_L7"]
+__all__ = ["item", "network_evidence", "network_kinds", "context_evidence", "ENCRYPTED_L7"]
 
 ENCRYPTED_L7 = {"tls", "quic", "dtls", "ssh"}
 STANDARD_TLS_PORTS = {443, 853, 993, 995, 465, 636, 8443, 5223, 5228, 4433}
@@ -42,66 +42,93 @@ def _where(r: dict[str, Any]) -> str:
 def network_evidence(r: dict[str, Any], baseline: Baseline | None, subject: str,
                      dns_named: bool) -> list[dict[str, Any]]:
     """What the wire alone says about one flow."""
-    out: list[dict[str, Any]] = []
-    p_out = (r.get("payload") or {}).get("out") or {}
-    l7 = r.get("l7", "unknown")
-    where = _where(r)
+    return [item(kind, detail()) for kind, detail in _network_findings(r, baseline, subject, dns_named)]
+
+
+def network_kinds(r: dict[str, Any], baseline: Baseline | None, subject: str, dns_named: bool) -> list[str]:
+    """The kinds ``network_evidence`` would give, without writing their details (cheap: once per flow)."""
+    return [kind for kind, _ in _network_findings(r, baseline, subject, dns_named)]
+
+
+Finding = tuple[str, Callable[[], str]]
+
+
+def _network_findings(r: dict[str, Any], baseline: Baseline | None, subject: str,
+                      dns_named: bool) -> list[Finding]:
+    """The network rules, once: each finding is its kind and how to word it.
+
+    The wording is deferred (a closure) because the chain builder asks every
+    flow for its kinds but only the flows of a chain for their details.
+    """
+    out: list[Finding] = []
+    add = out.append
+    get = r.get
+    p_out = (get("payload") or {}).get("out") or {}
+    l7 = get("l7", "unknown")
     if p_out.get("observable") is False:
-        out.append(item("payload_not_observable", f"no payload visible for {where}"))
-    transport = r.get("proto") in ("tcp", "udp", "sctp")  # ICMP quotes other packets; its bytes say nothing
-    uploads = [u for u in ((r.get("http") or {}).get("uploads") or []) if isinstance(u, dict)]
+        add(("payload_not_observable", lambda: f"no payload visible for {_where(r)}"))
+    transport = get("proto") in ("tcp", "udp", "sctp")  # ICMP quotes other packets; its bytes say nothing
+    http = get("http")
+    uploads = [u for u in ((http or {}).get("uploads") or []) if isinstance(u, dict)] if http else []
     enc_bodies = [u for u in uploads if u.get("body_class") == "encrypted"]
+    b_out, b_in = get("bytes_out", 0), get("bytes_in", 0)
     if enc_bodies:
-        size = sum(int(u.get("size") or 0) for u in enc_bodies)
-        out.append(item("non_tls_encrypted_egress",
-                        f"{len(enc_bodies)} cleartext-HTTP {enc_bodies[0].get('method', 'POST')} bod"
-                        f"{'y' if len(enc_bodies) == 1 else 'ies'} ({size} bytes) of random-looking data to {where}"))
-    elif p_out.get("class") == "encrypted" and l7 not in ENCRYPTED_L7 and r.get("bytes_out", 0) >= 16 and transport:
-        ent = p_out.get("entropy")
-        ent_txt = f", entropy {ent:.2f} bits/byte over {p_out.get('n', 0)} bytes" if isinstance(ent, (int, float)) else ""
-        out.append(item("non_tls_encrypted_egress",
-                        f"{r.get('bytes_out', 0)} bytes of random-looking {l7 if l7 != 'unknown' else 'unidentified'}"
-                        f" payload to {where}{ent_txt}"))
-    decoded = p_out.get("decoded") or {}
-    framing = set(r.get("framing") or [])
-    if p_out.get("class") == "encoded" and decoded.get("class") == "encrypted":
-        framing.add("encoded_ciphertext")
-    for finding in sorted(framing):
-        kind = FRAMING_KINDS.get(finding)
-        if kind:
-            out.append(item(kind, f"{finding.replace('_', ' ')} in the flow to {where}"))
-    b_out, b_in = r.get("bytes_out", 0), r.get("bytes_in", 0)
+        def body_detail() -> str:
+            size = sum(int(u.get("size") or 0) for u in enc_bodies)
+            return (f"{len(enc_bodies)} cleartext-HTTP {enc_bodies[0].get('method', 'POST')} bod"
+                    f"{'y' if len(enc_bodies) == 1 else 'ies'} ({size} bytes) of random-looking data to {_where(r)}")
+
+        add(("non_tls_encrypted_egress", body_detail))
+    elif p_out.get("class") == "encrypted" and l7 not in ENCRYPTED_L7 and b_out >= 16 and transport:
+        def payload_detail() -> str:
+            ent = p_out.get("entropy")
+            ent_txt = f", entropy {ent:.2f} bits/byte over {p_out.get('n', 0)} bytes" if isinstance(ent, (int, float)) else ""
+            return (f"{b_out} bytes of random-looking {l7 if l7 != 'unknown' else 'unidentified'}"
+                    f" payload to {_where(r)}{ent_txt}")
+
+        add(("non_tls_encrypted_egress", payload_detail))
+    framing = get("framing")
+    encoded = p_out.get("class") == "encoded" and (p_out.get("decoded") or {}).get("class") == "encrypted"
+    if framing or encoded:
+        found = set(framing or [])
+        if encoded:
+            found.add("encoded_ciphertext")
+        for finding in sorted(found):
+            kind = FRAMING_KINDS.get(finding)
+            if kind:
+                add((kind, lambda finding=finding: f"{finding.replace('_', ' ')} in the flow to {_where(r)}"))
     if b_out >= 1024 and b_out >= 4 * max(b_in, 1):
-        out.append(item("upload_dominant", f"{b_out} bytes out vs {b_in} in to {where}"))
-    if not dns_named and not (r.get("tls") or {}).get("sni") and r.get("proto") in ("tcp", "udp") \
-            and r.get("bytes_out", 0) > 0 and l7 != "dns" and r.get("dst_port") not in DNS_PORTS:
-        out.append(item("direct_ip", f"{r['dst_ip']} was contacted without a DNS answer naming it"))
-    tls = r.get("tls") or {}
+        add(("upload_dominant", lambda: f"{b_out} bytes out vs {b_in} in to {_where(r)}"))
+    tls = get("tls") or {}
+    if not dns_named and not tls.get("sni") and get("proto") in ("tcp", "udp") \
+            and b_out > 0 and l7 != "dns" and get("dst_port") not in DNS_PORTS:
+        add(("direct_ip", lambda: f"{r['dst_ip']} was contacted without a DNS answer naming it"))
     if l7 == "tls":
         cert = tls.get("cert") or {}
         if cert.get("self_signed"):
-            out.append(item("self_signed_certificate", f"self-signed certificate '{cert.get('subject', '')}' at {where}"))
-        if r.get("dst_port") not in STANDARD_TLS_PORTS:
-            out.append(item("tls_on_odd_port", f"TLS on port {r.get('dst_port')} to {where}"))
+            add(("self_signed_certificate",
+                 lambda: f"self-signed certificate '{cert.get('subject', '')}' at {_where(r)}"))
+        if get("dst_port") not in STANDARD_TLS_PORTS:
+            add(("tls_on_odd_port", lambda: f"TLS on port {get('dst_port')} to {_where(r)}"))
         if tls.get("client_cert"):
-            out.append(item("client_certificate", f"client certificate presented to {where}"))
+            add(("client_certificate", lambda: f"client certificate presented to {_where(r)}"))
         if str(tls.get("version", "")).endswith("1.3") and not cert:
-            out.append(item("tls13_certificate_hidden", f"TLS 1.3 to {where}: server certificate not visible"))
-        sni, name = tls.get("sni"), r.get("dst_name")
-        if sni and name and sni.lower() == str(name).lower() and r.get("dst_port") in STANDARD_TLS_PORTS:
-            out.append(item("standard_tls_matching_name", f"TLS to {sni}, the name DNS gave for {r['dst_ip']}"))
-    elif r.get("dst_port") == 443 and r.get("proto") == "tcp" and l7 not in ENCRYPTED_L7 \
-            and r.get("bytes_out", 0) > 0 and (l7 != "unknown" or p_out.get("observable") is not False):
-        out.append(item("non_tls_on_443", f"{l7} (not TLS) on port 443 to {where}"))
+            add(("tls13_certificate_hidden", lambda: f"TLS 1.3 to {_where(r)}: server certificate not visible"))
+        sni, name = tls.get("sni"), get("dst_name")
+        if sni and name and sni.lower() == str(name).lower() and get("dst_port") in STANDARD_TLS_PORTS:
+            add(("standard_tls_matching_name", lambda: f"TLS to {sni}, the name DNS gave for {r['dst_ip']}"))
+    elif get("dst_port") == 443 and get("proto") == "tcp" and l7 not in ENCRYPTED_L7 \
+            and b_out > 0 and (l7 != "unknown" or p_out.get("observable") is not False):
+        add(("non_tls_on_443", lambda: f"{l7} (not TLS) on port 443 to {_where(r)}"))
     if baseline is not None and baseline.knows_subject(subject):
         if baseline.destination_known(subject, r):
-            out.append(item("baseline_destination", f"{where} is in the baseline of {subject}"))
+            add(("baseline_destination", lambda: f"{_where(r)} is in the baseline of {subject}"))
         else:
-            out.append(item("new_destination", f"{where} is not in the baseline of {subject}"))
+            add(("new_destination", lambda: f"{_where(r)} is not in the baseline of {subject}"))
         if baseline.fingerprint_known(subject, r):
-            out.append(item("baseline_fingerprint", f"TLS fingerprint {tls.get('ja4')} is in the baseline of {subject}"))
+            add(("baseline_fingerprint", lambda: f"TLS fingerprint {tls.get('ja4')} is in the baseline of {subject}"))
     elif baseline is not None:
-        out.append(item("new_destination", f"{subject} has no baseline; {where} is new"))
+        add(("new_destination", lambda: f"{subject} has no baseline; {_where(r)} is new"))
     return out
 
 

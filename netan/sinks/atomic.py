@@ -11,13 +11,16 @@ import os
 import tempfile
 from typing import IO, Any, Iterable, Iterator
 
-__all__ = ["atomic_open", "write_json", "write_jsonl", "dumps", "loads"]
+__all__ = ["atomic_open", "append_file", "write_json", "write_jsonl", "dumps", "dumps_line", "loads"]
 
 
 try:
     import orjson as _orjson
 except ImportError:  # pragma: no cover - orjson is a dependency; json is the fallback
     _orjson = None
+_LINE = (_orjson.OPT_NON_STR_KEYS | _orjson.OPT_APPEND_NEWLINE) if _orjson is not None else 0
+#: Buffer of the files atomic_open writes: outputs run to hundreds of MB, written line by line.
+BUFFER = 1 << 20
 
 
 def dumps(obj: Any) -> str:
@@ -28,6 +31,16 @@ def dumps(obj: Any) -> str:
         except TypeError:
             pass  # a type orjson does not know: json says what is wrong
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def dumps_line(obj: Any) -> bytes:
+    """``dumps(obj) + "\\n"`` as UTF-8 bytes, for files opened in binary mode (no decode/encode round trip)."""
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(obj, option=_LINE)
+        except TypeError:
+            pass
+    return (json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
 
 
 def loads(text: str | bytes) -> Any:
@@ -43,7 +56,7 @@ def atomic_open(path: str, mode: str = "w") -> Iterator[IO]:
     os.umask(umask)
     os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide outputs from the tools that read them
     try:
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as fh:
+        with os.fdopen(fd, mode, buffering=BUFFER, encoding=None if "b" in mode else "utf-8") as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
@@ -52,6 +65,36 @@ def atomic_open(path: str, mode: str = "w") -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def append_file(fh: IO, path: str) -> int:
+    """Append the bytes of the file ``path`` to the open file ``fh`` (flushed first), in the kernel
+    where it can (``copy_file_range``); returns the number of bytes."""
+    fh.flush()
+    out = fh.fileno()
+    total = 0
+    with open(path, "rb") as src:
+        size = os.fstat(src.fileno()).st_size
+        copy = getattr(os, "copy_file_range", None)
+        while total < size:
+            try:
+                n = copy(src.fileno(), out, size - total) if copy is not None else 0
+            except OSError:
+                n = 0
+            if n <= 0:  # no kernel copy here (other systems, file systems): plain reads and writes
+                src.seek(total)
+                while chunk := src.read(BUFFER):
+                    _write_all(out, chunk)
+                    total += len(chunk)
+                break
+            total += n
+    return total
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def write_json(path: str, obj: Any) -> None:

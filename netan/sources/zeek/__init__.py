@@ -11,12 +11,14 @@ a core is idle).  See docs/zeek.md.
 
 Modules: ``tsv`` (ASCII format), ``jsonlog`` (JSON format), ``discover``
 (finding and recognising logs), ``convert`` (the uid join and record
-building), ``reader`` (the pipeline), ``worker`` (the optional child process
-that parses a big conn.log while the parent builds records).  Nothing
+building), ``reader`` (the pipeline, and ``ZeekRead``: the same in steps),
+``worker`` (the optional child process that parses a big conn.log while the
+parent builds records), ``split`` (conn lines cut into segments) and
+``fanout`` (segments read by several processes, for ``netan zeek``).  Nothing
 happens at import.
 """
 from __future__ import annotations
 
-from netan.sources.zeek.reader import read_zeek
+from netan.sources.zeek.reader import ZeekRead, read_zeek
 
-__all__ = ["read_zeek"]
+__all__ = ["read_zeek", "ZeekRead"]

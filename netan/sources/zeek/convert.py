@@ -17,8 +17,10 @@ all-files``), and ``framing`` is listed in ``not_observable``.
 """
 from __future__ import annotations
 
+import collections
 import copy
 import hashlib
+from array import array
 import logging
 import re
 import struct
@@ -248,6 +250,10 @@ _BUILT_KEYS = frozenset((
 ))
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
+#: What a joiner's conn lines took in one segment: side-entry uids, flow-id hashes (bytes),
+#: the last flow ids, repeated uids, conn records.
+SegmentState = tuple[set[str], bytes, list[str], int, int]
+
 # Shared immutable values (tuples, so no record can change another's).
 _CONN_ONLY = ("conn",)
 _NOBS_DEFAULT = ("framing", "payload")
@@ -292,6 +298,56 @@ class Joiner:
                                        if k not in _BUILT_KEYS and isinstance(v, (list, dict, set)))
         self.counts = {"ssl_only": 0, "dns_only": 0, "http_only": 0, "side_without_uid": 0,
                        "side_without_ts_or_id": 0, "side_bad_id": 0, "dns_names_dropped": 0}
+        self.repeats = 0
+        # Set by ``track``: what this joiner's conn lines took, for a run read in segments:
+        # uids whose side entries they took, the hash of each flow id (8 bytes a flow; forked
+        # processes share the hash seed) and the last flow ids themselves.
+        self._taken: set[str] | None = None
+        self._window: array | None = None
+        self._tail: collections.deque[str] | None = None
+
+    def track(self) -> None:
+        """Remember what the conn lines read from now on take (side entries, flow ids): ``segment_state``."""
+        self._taken, self._window, self.repeats, self.conn_count = set(), array("q"), 0, 0
+        self._tail = collections.deque(maxlen=_RECENT_UIDS + 1)
+
+    def segment_state(self) -> SegmentState:
+        """What the conn lines took since ``track`` (for ``absorb``)."""
+        return (self._taken or set(), (self._window or array("q")).tobytes(), list(self._tail or ()), self.repeats,
+                self.conn_count)
+
+    def absorb(self, states: list[SegmentState]) -> bool:
+        """Become the joiner that read every segment itself, in order (``states`` from ``segment_state``).
+
+        Exact only when no uid repeats (flow ids would then depend on what an
+        earlier segment saw) and no side entry was taken twice; otherwise
+        returns False and the run must be read in one piece. Repeats are found
+        by the hashes of the flow ids within each stretch of the window
+        (``_RECENT_UIDS + 1`` new uids, then it is cleared): two ids with one
+        hash only cost a second read, never a wrong flow id.
+        """
+        import numpy as np
+
+        taken = [st[0] for st in states]
+        if any(st[3] for st in states) or len(set().union(*taken)) != sum(len(t) for t in taken):
+            return False
+        hashes = np.concatenate([np.frombuffer(st[1], dtype=np.int64) for st in states])
+        span = _RECENT_UIDS + 1
+        for at in range(0, len(hashes), span):
+            part = hashes[at:at + span]
+            if len(np.unique(part)) != len(part):
+                return False
+        tail: list[str] = [fid for st in states for fid in st[2]][-span:]
+        keep = len(hashes) % span  # the flow ids since the window was last cleared
+        self._recent = set(tail[len(tail) - keep:]) if keep else set()
+        self._repeats = {}
+        for t in taken:
+            for uid in t:
+                for table in (self.ssl, self.dns, self.http, self.quic, self.files):
+                    table.pop(uid, None)
+        self.conn_count = sum(st[4] for st in states)
+        self._taken = self._window = self._tail = None
+        return True
 
     def start_conn(self) -> None:
         """Call once the side logs are loaded, before streaming conn.log (a speed hint only)."""
@@ -569,6 +625,8 @@ class Joiner:
             payload, entropy_seen = self._payload(uid, oh)
             if entropy_seen:
                 logs.append("files")
+            if self._taken is not None and len(logs) > 1:
+                self._taken.add(uid)
             logs = tuple(logs)
         else:
             logs = _CONN_ONLY
@@ -586,6 +644,9 @@ class Joiner:
                 flow_id = uid
         else:
             flow_id = self._flow_id(uid, ts, (oh, op, rh, rp, proto))
+        if self._window is not None:
+            self._window.append(hash(flow_id))
+            self._tail.append(flow_id)  # type: ignore[union-attr]
         # A copy of a ready-made record plus stores is ~30 % cheaper than a
         # 31-key dict display (which grows its table several times while filling).
         rec = self._conn_template.copy()
@@ -633,6 +694,7 @@ class Joiner:
         # (Zeek's test baselines); keep flow ids unique within the run.
         n = self._repeats.get(uid, 1) + 1
         self._repeats[uid] = n
+        self.repeats += 1
         return f"{uid}-{n}"
 
     def leftover_flows(self) -> Iterable[dict[str, Any]]:

@@ -24,7 +24,7 @@ from typing import Iterator
 from netan.problems import Problems
 from netan.sources.zeek.tsv import TsvHeader
 
-__all__ = ["LogFile", "KINDS", "GZIP_ERRORS", "MAX_LINE", "discover", "open_lines", "open_text", "kind_from_fields",
+__all__ = ["LogFile", "Span", "KINDS", "GZIP_ERRORS", "MAX_LINE", "discover", "open_lines", "open_text", "kind_from_fields",
            "skip_rest_of_line"]
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,16 @@ KINDS = ("x509", "ssl", "dns", "http", "files", "quic", "conn")
 _GZIP_MAGIC = b"\x1f\x8b"
 #: How much of a file the sniffer reads to find a TSV header or a first JSON object.
 _SNIFF_LINES = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A range of whole lines of a plain log file: where it starts, its line numbers, the header before it."""
+
+    start: int  # byte offset of the first line
+    first_line: int  # its line number (1-based)
+    last_line: int | None  # number of the last line in the range; None: to the end of the file
+    header: tuple[str, ...] = ()  # the "#" lines before ``start`` (TSV: the header in force there)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,30 +107,40 @@ def skip_rest_of_line(readline) -> None:  # type: ignore[no-untyped-def]
             return
 
 
-def open_text(path: str, gzipped: bool) -> io.TextIOWrapper:
+def open_text(path: str, gzipped: bool, start: int = 0) -> io.TextIOWrapper:
     """A (gzip'd) log as text; bytes that are not UTF-8 become ``\\xNN`` text.
 
     ``backslashreplace`` turns a stray byte into exactly the escape Zeek would
     have written for it, so no line is lost to a decoding error; ``newline``
-    is ``\\n`` so a ``\\r`` inside a value never splits a line.
+    is ``\\n`` so a ``\\r`` inside a value never splits a line. ``start``
+    (a plain file only) is a byte offset at the start of a line: a newline byte
+    is never inside a UTF-8 sequence, so the text from there is the same.
     """
     raw = gzip.open(path, "rb") if gzipped else open(path, "rb")
+    if start:
+        raw.seek(start)
     return io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", newline="\n")
 
 
-def open_lines(path: str, gzipped: bool, problems: Problems | None) -> Iterator[str]:
-    """The lines of a log (see ``open_text``); a corrupt gzip stream ends it with a reported problem."""
-    n = 0
+def open_lines(path: str, gzipped: bool, problems: Problems | None, span: Span | None = None) -> Iterator[str]:
+    """The lines of a log (see ``open_text``); a corrupt gzip stream ends it with a reported problem.
+
+    ``span`` restricts it to a range of lines of a plain file (``netan.sources.zeek.split``).
+    """
+    n = span.first_line - 1 if span is not None else 0
+    last = span.last_line if span is not None else None
     try:
-        text = open_text(path, gzipped)
+        text = open_text(path, gzipped, span.start if span is not None else 0)
     except OSError as e:
-        if problems is not None:
+        if problems is not None and (span is None or span.first_line == 1):
             problems.skip(path, "file", f"unreadable: {e.strerror or e}")
         return
     try:
         with text:
             readline = text.readline
             while True:
+                if n == last:
+                    return
                 line = readline(MAX_LINE)
                 if not line:
                     return

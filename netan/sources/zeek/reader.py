@@ -22,12 +22,14 @@ from netan.sources.zeek.discover import (
     GZIP_ERRORS,
     MAX_LINE,
     LogFile,
+    Span,
     discover,
     open_lines,
     open_text,
     skip_rest_of_line,
 )
 from netan.sources.zeek.jsonlog import json_interval, json_time, read_json
+from netan.sources.zeek.split import Segment, plan
 from netan.sources.zeek.tsv import (
     TsvHeader,
     decode_lenient,
@@ -37,7 +39,7 @@ from netan.sources.zeek.tsv import (
     unescape,
 )
 
-__all__ = ["read_zeek", "iter_side_records", "iter_conn", "iter_conn_tuples", "conn_lines"]
+__all__ = ["read_zeek", "ZeekRead", "iter_side_records", "iter_conn", "iter_conn_tuples", "conn_lines"]
 
 log = logging.getLogger(__name__)
 
@@ -57,30 +59,63 @@ def read_zeek(paths: list[str], problems: Problems, *, parallel: bool | None = N
     records (True), never (False), or when the file is big and a core is idle
     (None, the default).  The records and problems are the same either way.
     """
-    if isinstance(paths, (str, bytes)):  # one path given bare: not a list of characters
-        paths = [paths]  # type: ignore[list-item]
-    files = discover([str(p) for p in paths], problems)
-    joiner = Joiner()
-    conn_files: list[LogFile] = []
-    for lf in files:
-        if lf.kind == "conn":
-            conn_files.append(lf)
-            continue
-        n = 0
-        for rec in iter_side_records(lf, problems):
-            joiner.add(lf.kind, rec)
-            n += 1
-        log.info("%s: %d %s records (%s)", lf.path, n, lf.kind, lf.fmt)
-    joiner.start_conn()
-    for lf in conn_files:
-        before = joiner.conn_count
-        yield from iter_conn(lf, problems, joiner.conn_flow, parallel)  # delegation: no Python frame per record
-        log.info("%s: %d conn records (%s)", lf.path, joiner.conn_count - before, lf.fmt)
-    yield from joiner.leftover_flows()
-    # Side-log records that could not become or join a flow, counted in the join.
-    for reason in ("side_without_uid", "side_without_ts_or_id", "side_bad_id", "dns_names_dropped"):
-        problems.skip("(zeek join)", "ssl/dns/http records", reason, joiner.counts[reason])
-    log.info("zeek join: %s", joiner.counts)
+    zr = ZeekRead(paths, problems)
+    yield from zr.conn(parallel)  # delegation: no Python frame per record
+    yield from zr.rest()
+
+
+class ZeekRead:
+    """``read_zeek`` in its three steps, so that a run can share its conn lines out among processes.
+
+    Making it finds the logs and loads every side log; ``conn`` streams the
+    conn.log records (or ``segment`` one segment of ``plan``, see
+    ``netan.sources.zeek.fanout``); ``rest`` gives the flows of side records no
+    conn line took, and reports the join's counts.
+    """
+
+    def __init__(self, paths: list[str], problems: Problems) -> None:
+        if isinstance(paths, (str, bytes)):  # one path given bare: not a list of characters
+            paths = [paths]  # type: ignore[list-item]
+        self.problems = problems
+        self.joiner = Joiner()
+        self.conn_files: list[LogFile] = []
+        for lf in discover([str(p) for p in paths], problems):
+            if lf.kind == "conn":
+                self.conn_files.append(lf)
+                continue
+            n = 0
+            for rec in iter_side_records(lf, problems):
+                self.joiner.add(lf.kind, rec)
+                n += 1
+            log.info("%s: %d %s records (%s)", lf.path, n, lf.kind, lf.fmt)
+        self.joiner.start_conn()
+
+    def conn(self, parallel: bool | None = None) -> Iterator[dict[str, Any]]:
+        """Every conn.log record, file by file (``parallel``: see ``read_zeek``)."""
+        joiner = self.joiner
+        for lf in self.conn_files:
+            before = joiner.conn_count
+            yield from iter_conn(lf, self.problems, joiner.conn_flow, parallel)
+            log.info("%s: %d conn records (%s)", lf.path, joiner.conn_count - before, lf.fmt)
+
+    def plan(self, parts: int) -> list[Segment]:
+        """The conn lines cut into at most ``parts`` segments (``netan.sources.zeek.split``)."""
+        return plan(self.conn_files, parts)
+
+    def segment(self, seg: Segment, problems: Problems) -> Iterator[dict[str, Any]]:
+        """The conn records of one segment, parsed in this process; its bad lines go to ``problems``."""
+        make = self.joiner.conn_flow
+        for lf, span in seg:
+            yield from conn_lines(lf, problems, make, span)
+
+    def rest(self) -> Iterator[dict[str, Any]]:
+        """Flows of the side records no conn line took; then the join's counts as problems."""
+        joiner = self.joiner
+        yield from joiner.leftover_flows()
+        # Side-log records that could not become or join a flow, counted in the join.
+        for reason in ("side_without_uid", "side_without_ts_or_id", "side_bad_id", "dns_names_dropped"):
+            self.problems.skip("(zeek join)", "ssl/dns/http records", reason, joiner.counts[reason])
+        log.info("zeek join: %s", joiner.counts)
 
 
 # ------------------------------------------------------------------ side logs
@@ -163,11 +198,15 @@ def iter_conn(lf: LogFile, problems: Problems, make: Make, parallel: bool | None
     return conn_lines(lf, problems, make)
 
 
-def conn_lines(lf: LogFile, problems: Problems, make: Make | None) -> Iterator[Any]:
-    """``make(tuple)`` per usable line in this process; ``make=None`` yields ``(line number, tuple)``."""
+def conn_lines(lf: LogFile, problems: Problems, make: Make | None, span: Span | None = None) -> Iterator[Any]:
+    """``make(tuple)`` per usable line in this process; ``make=None`` yields ``(line number, tuple)``.
+
+    ``span``: only that range of the file's lines (``netan.sources.zeek.split``).
+    """
     if lf.fmt == "json":
-        return _conn_json(open_lines(lf.path, lf.gzipped, problems), lf.path, problems, make)
-    return _conn_tsv(lf, problems, make)
+        return _conn_json(open_lines(lf.path, lf.gzipped, problems, span), lf.path, problems, make,
+                          span.first_line if span is not None else 1)
+    return _conn_tsv(lf, problems, make, span)
 
 
 # ---- the two-process path: parse in a child, build records here.
@@ -213,9 +252,9 @@ def _usable(c: tuple[Any, ...] | list[Any]) -> bool:
     return c[0] is not None and bool(c[2]) and bool(c[4])
 
 
-def _conn_json(lines: Any, path: str, problems: Problems, make: Make | None) -> Iterator[Any]:
+def _conn_json(lines: Any, path: str, problems: Problems, make: Make | None, first_line: int = 1) -> Iterator[Any]:
     # Written out field by field: this is the per-line path of JSON conn logs.
-    for lineno, obj in read_json(lines, path, problems):
+    for lineno, obj in read_json(lines, path, problems, first_line):
         g = obj.get
         op, rp, ob, rb, missed, opk, rpk, ipp = (g("id.orig_p"), g("id.resp_p"), g("orig_bytes"), g("resp_bytes"),
                                                  g("missed_bytes"), g("orig_pkts"), g("resp_pkts"), g("ip_proto"))
@@ -355,27 +394,36 @@ def _tsv_conn_extractor(header: TsvHeader) -> Callable[[list[str]], tuple[Any, .
     return extract
 
 
-def _conn_tsv(lf: LogFile, problems: Problems, make: Make | None) -> Iterator[Any]:
+def _conn_tsv(lf: LogFile, problems: Problems, make: Make | None, span: Span | None = None) -> Iterator[Any]:
     """read_tsv's loop, specialised: this is the hot path (one pass per conn.log line).
 
     It iterates the text file itself (no generator in between) and strips the
-    newline from the last column only, instead of copying every line.
+    newline from the last column only, instead of copying every line. With a
+    ``span`` it starts under the header lines above the span (their problems
+    were reported by whoever read them) and stops after its last line.
     """
     path = lf.path
     header = TsvHeader()
-    extract: Callable[[list[str]], tuple[Any, ...]] | None = None
-    lenient: Any = None
-    sep, U, nfields = header.separator, header.unset_field, 0
-    lineno = 0
+    lineno = span.first_line - 1 if span is not None else 0
+    stop = span.last_line if span is not None else None
+    if span is not None:
+        for line in span.header:
+            header = header_line(header, line, path, 0, Problems())
+    extract: Callable[[list[str]], tuple[Any, ...]] | None = _tsv_conn_extractor(header) if header.types else None
+    lenient: Any = decoder(header, _CONN_NAMES) if header.fields else None
+    sep, U, nfields = header.separator, header.unset_field, len(header.fields)
     try:
-        text = open_text(path, lf.gzipped)
+        text = open_text(path, lf.gzipped, span.start if span is not None else 0)
     except OSError as e:
-        problems.skip(path, "file", f"unreadable: {e.strerror or e}")
+        if lineno == 0:
+            problems.skip(path, "file", f"unreadable: {e.strerror or e}")
         return
     with text:
         readline = text.readline
         try:
             while True:
+                if lineno == stop:
+                    break
                 line = readline(MAX_LINE)
                 if not line:
                     break

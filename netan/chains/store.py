@@ -1,0 +1,72 @@
+"""Where the chain builder finds a flow record again when a chain needs it.
+
+The builder keeps a few numbers per flow (``netan.chains.builder``); the
+evidence details, the context questions and the graph need whole records, but
+only for the flows that end up in a chain. So each observed record gets a
+*handle* and is read back by it at the end:
+
+* ``JsonlLines(path)``: the handle is the byte offset of the record's line in
+  a JSON-lines file someone else writes anyway (the pipeline's flows.jsonl):
+  nothing is stored twice.
+* ``Spool()``: the builder's own anonymous temporary file, for callers that
+  have no such file (tests, ``netan live``'s re-scoring).
+
+Records come back as JSON read back (``loads``), so a tuple reads as a list;
+the chain code only reads fields, so this does not change a chain.
+"""
+from __future__ import annotations
+
+import tempfile
+from typing import Any, Iterable, Protocol
+
+from netan.sinks.atomic import dumps_line, loads
+
+__all__ = ["RecordStore", "JsonlLines", "Spool"]
+
+
+class RecordStore(Protocol):
+    def get(self, handles: Iterable[int]) -> list[dict[str, Any]]:
+        """The records of ``handles``, in that order."""
+
+
+def _read_lines(fh: Any, handles: Iterable[int]) -> list[dict[str, Any]]:
+    out = []
+    for h in handles:
+        fh.seek(h)
+        out.append(loads(fh.readline()))
+    return out
+
+
+class JsonlLines:
+    """Records by the byte offset of their line in a JSON-lines file (read when asked, not before)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def get(self, handles: Iterable[int]) -> list[dict[str, Any]]:
+        with open(self.path, "rb") as fh:
+            return _read_lines(fh, handles)
+
+
+class Spool:
+    """An anonymous temporary JSON-lines file: ``put`` returns the handle ``get`` takes."""
+
+    def __init__(self) -> None:
+        self._fh = tempfile.TemporaryFile()
+        self._end = 0
+
+    def put(self, record: dict[str, Any]) -> int:
+        line = dumps_line(record)
+        at = self._end
+        self._fh.write(line)
+        self._end += len(line)
+        return at
+
+    def get(self, handles: Iterable[int]) -> list[dict[str, Any]]:
+        self._fh.flush()
+        out = _read_lines(self._fh, handles)
+        self._fh.seek(0, 2)
+        return out
+
+    def close(self) -> None:
+        self._fh.close()
