@@ -62,13 +62,14 @@ class RunResult:
 class _Stages:
     """The optional enrichment stages after the analyzers, each loaded once."""
 
-    def __init__(self, opts: RunOptions, problems: Problems) -> None:
+    def __init__(self, opts: RunOptions, problems: Problems, crossflow: bool = True) -> None:
         self.unavailable: dict[str, str] = {}
         self.crossflow = None
         try:
-            from netan.analyzers.crossflow import CrossFlowAnalyzer
+            if crossflow:  # not imported when not wanted: replay's start-up time counts
+                from netan.analyzers.crossflow import CrossFlowAnalyzer
 
-            self.crossflow = CrossFlowAnalyzer()
+                self.crossflow = CrossFlowAnalyzer()
         except Exception as e:  # reported in summary.json, not fatal
             self.unavailable["crossflow"] = f"{type(e).__name__}: {e}"
         self.join = None
@@ -106,9 +107,7 @@ def analyze_captures(paths: list[str], opts: RunOptions,
     droid = pcapdroid_inputs(paths)
     if droid:  # a PCAPdroid capture names the app of every packet: use it as context too
         opts = dataclasses.replace(opts, context=tuple(opts.context) + tuple(droid))
-    stages = _Stages(opts, problems)
-    if "crossflow" not in opts.analyzers:
-        stages.crossflow = None
+    stages = _Stages(opts, problems, crossflow="crossflow" in opts.analyzers)
     os.makedirs(opts.out_dir, exist_ok=True)
     spool_path = os.path.join(opts.out_dir, ".flows.spool.jsonl")
     t_read = time.monotonic()
@@ -194,8 +193,7 @@ def analyze_zeek_logs(paths: list[str], opts: RunOptions, zeek_json: bool = Fals
     started = time.monotonic()
     problems = Problems()
     result = RunResult(opts.out_dir, problems=problems)
-    stages = _Stages(opts, problems)
-    stages.crossflow = None  # it needs payload samples, which Zeek logs do not carry
+    stages = _Stages(opts, problems, crossflow=False)  # it needs payload samples, which Zeek logs do not carry
     stages.observed = True
     os.makedirs(opts.out_dir, exist_ok=True)
     inputs = [{"path": p} for p in paths]

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import networkx as nx
-
 __all__ = ["EvidenceGraph"]
 
 
@@ -14,10 +12,28 @@ def _attrs(**kw: Any) -> dict[str, Any]:
 
 
 class EvidenceGraph:
+    """Chains as they are added; the networkx graph is built when it is asked for, so a run
+    that writes no GraphML never imports networkx (a tenth of a second of every start-up)."""
+
     def __init__(self) -> None:
-        self.g = nx.DiGraph()
+        self._chains: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+        self._g = None
 
     def add_chain(self, chain: dict[str, Any], flows: list[dict[str, Any]]) -> None:
+        self._chains.append((chain, flows))
+        self._g = None
+
+    @property
+    def g(self):  # noqa: ANN201 - networkx.DiGraph, imported lazily
+        if self._g is None:
+            import networkx as nx
+
+            self._g = nx.DiGraph()
+            for chain, flows in self._chains:
+                self._add(chain, flows)
+        return self._g
+
+    def _add(self, chain: dict[str, Any], flows: list[dict[str, Any]]) -> None:
         subject = f"app:{chain['app']}" if chain.get("app") else f"client:{chain['subject']}"
         self.g.add_node(subject, **_attrs(kind="app" if chain.get("app") else "client", label=chain["subject"]))
         if chain.get("device"):
@@ -42,6 +58,8 @@ class EvidenceGraph:
 
     def write_graphml(self, path: str) -> None:
         from netan.sinks.atomic import atomic_open
+
+        import networkx as nx
 
         with atomic_open(path, "wb") as fh:
             nx.write_graphml(self.g, fh)
