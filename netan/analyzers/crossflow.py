@@ -128,7 +128,7 @@ class CrossFlowAnalyzer:
         if record.get("l7", "unknown") == "http":
             from netan.analyzers import http as http_mod
 
-            return http_mod.summarize(sample)[1]
+            return http_mod.body_units(sample)
         return framing.units_from_sample(sample)
 
     def _heads_of(self, record: dict[str, Any], units: list[framing.Unit]) -> list[_Head]:

@@ -10,7 +10,9 @@ and DNS-over-TCP (RFC 7766 §8: 2-byte length prefix). Names are escaped.
 from __future__ import annotations
 
 import ipaddress
+import struct
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from netan.sample import IN, OUT, FlowSample
@@ -69,9 +71,16 @@ class DnsMessage:
     anomalies: tuple[str, ...] = field(default_factory=tuple)
 
 
+# Octets that stand for themselves in the presentation format (see _label_text).
+_NAME_PLAIN = bytes(range(0x21, 0x7F)).replace(b".", b"").replace(b"\\", b"")
+_TXT_PLAIN = bytes(range(0x20, 0x7F)).replace(b"\\", b"")
+
+
 def _label_text(label: bytes, *, txt: bool = False) -> str:
     # Presentation format (RFC 1035 §5.1): non-printable octets as \DDD, dots and
     # backslashes escaped in names; TXT strings keep spaces and dots.
+    if not label.translate(None, _TXT_PLAIN if txt else _NAME_PLAIN):
+        return label.decode("ascii")  # nothing to escape: the common case, at C speed
     out = []
     for b in label:
         if b == 0x5C or (b == 0x2E and not txt):
@@ -95,13 +104,14 @@ def read_name(data: bytes, pos: int, anomalies: list[str]) -> tuple[str, int] | 
     jumps = 0
     cur = pos
     lowest = pos  # pointers must go below every place we have already read
+    size = len(data)
     while True:
-        if cur >= len(data):
+        if cur >= size:
             anomalies.append("name_past_end")
             return None
         length = data[cur]
         if length & 0xC0 == 0xC0:
-            if cur + 1 >= len(data):
+            if cur + 1 >= size:
                 anomalies.append("name_past_end")
                 return None
             target = ((length & 0x3F) << 8) | data[cur + 1]
@@ -121,7 +131,7 @@ def read_name(data: bytes, pos: int, anomalies: list[str]) -> tuple[str, int] | 
             if end is None:
                 end = cur + 1
             break
-        if cur + 1 + length > len(data):
+        if cur + 1 + length > size:
             anomalies.append("name_past_end")
             return None
         wire += length + 1
@@ -134,16 +144,30 @@ def read_name(data: bytes, pos: int, anomalies: list[str]) -> tuple[str, int] | 
     return (".".join(labels) if labels else "."), end
 
 
+# RFC 1035 §4.1: the header (id, flags, four counts), a question's type and
+# class, a record's type, class, TTL and RDATA length, all big-endian.
+_HEADER = struct.Struct(">6H")
+_QUESTION_FIXED = struct.Struct(">2H")
+_RR_FIXED = struct.Struct(">HHIH")
+
+
 def _u16(data: bytes, pos: int) -> int:
     return (data[pos] << 8) | data[pos + 1]
+
+
+@lru_cache(maxsize=1024)
+def _ipv6_text(packed: bytes) -> str:
+    """``str(IPv6Address(packed))``, memoised: answers keep naming the same
+    addresses, and RFC 5952 formatting is pure Python in ipaddress."""
+    return str(ipaddress.IPv6Address(packed))
 
 
 def _rdata_text(data: bytes, rtype: int, start: int, rdlen: int, anomalies: list[str]) -> str:
     rd = data[start : start + rdlen]
     if rtype == 1 and rdlen == 4:
-        return str(ipaddress.IPv4Address(rd))
+        return f"{rd[0]}.{rd[1]}.{rd[2]}.{rd[3]}"  # str(IPv4Address(rd)), without building one
     if rtype == 28 and rdlen == 16:
-        return str(ipaddress.IPv6Address(rd))
+        return _ipv6_text(rd)
     if rtype in (1, 28):
         anomalies.append("bad_address_length")
         return f"<{rdlen} bytes>"
@@ -193,9 +217,7 @@ def _section(data: bytes, pos: int, count: int, anomalies: list[str]) -> tuple[l
         if pos + 10 > len(data):
             anomalies.append("count_past_end")
             return out, pos, False
-        rtype, rclass = _u16(data, pos), _u16(data, pos + 2)
-        ttl = int.from_bytes(data[pos + 4 : pos + 8], "big")
-        rdlen = _u16(data, pos + 8)
+        rtype, rclass, ttl, rdlen = _RR_FIXED.unpack_from(data, pos)
         pos += 10
         if pos + rdlen > len(data):
             anomalies.append("rdata_past_end")
@@ -211,8 +233,8 @@ def parse_message(data: bytes) -> DnsMessage | None:
     if len(data) < 12:
         return None
     anomalies: list[str] = []
-    ident, flags = _u16(data, 0), _u16(data, 2)
-    counts = (_u16(data, 4), _u16(data, 6), _u16(data, 8), _u16(data, 10))
+    header = _HEADER.unpack_from(data)
+    ident, flags, counts = header[0], header[1], header[2:]
     pos = 12
     questions: list[DnsQuestion] = []
     ok = True
@@ -232,7 +254,7 @@ def parse_message(data: bytes) -> DnsMessage | None:
             ok = False
             break
         name, pos = got
-        questions.append(DnsQuestion(name, _u16(data, pos), _u16(data, pos + 2)))
+        questions.append(DnsQuestion(name, *_QUESTION_FIXED.unpack_from(data, pos)))
         pos += 4
     sections: list[list[DnsRecord]] = [[], [], []]
     for s in range(3):
@@ -256,20 +278,23 @@ def looks_like_dns(data: bytes, *, port_hint: bool = False) -> DnsMessage | None
     DNS port, a header and one parsed question are enough.
     """
     msg = parse_message(data)
-    if msg is None or msg.opcode not in (0, 1, 2, 4, 5, 6):
-        return None
+    return msg if msg is not None and _dns_shaped(msg, port_hint) else None
+
+
+def _dns_shaped(msg: DnsMessage, port_hint: bool) -> bool:
+    """The structural test of ``looks_like_dns`` on a parsed message."""
+    if msg.opcode not in (0, 1, 2, 4, 5, 6):
+        return False
     if port_hint:
         # On a DNS port a sane header is enough: a truncated question or an
         # mDNS answer without questions (RFC 6762 §6) is still DNS, flagged.
         plausible = 1 <= msg.counts[0] <= 4 or (msg.qr and msg.counts[0] == 0 and bool(msg.answers))
-        return msg if msg.questions or plausible else None
+        return bool(msg.questions) or plausible
     if msg.anomalies or not 1 <= msg.counts[0] <= 4 or len(msg.questions) != msg.counts[0]:
-        return None
+        return False
     if msg.flags & 0x0040:  # the Z bit must be zero (RFC 1035 §4.1.1)
-        return None
-    if any(q.qclass not in (1, 3, 4, 254, 255) and q.qclass & 0x7FFF not in (1, 255) for q in msg.questions):
-        return None
-    return msg
+        return False
+    return not any(q.qclass not in (1, 3, 4, 254, 255) and q.qclass & 0x7FFF not in (1, 255) for q in msg.questions)
 
 
 # Second-level labels under which registrations happen (co.uk, com.au, ...):
@@ -366,10 +391,10 @@ def messages_of(sample: FlowSample) -> list[tuple[int, DnsMessage]]:
     out = []
     strict = 0
     for direction, data in raw:
-        msg = looks_like_dns(data, port_hint=port_hint)
-        if msg is not None:
+        msg = parse_message(data)  # once, for both the lenient and the strict test
+        if msg is not None and _dns_shaped(msg, port_hint):
             out.append((direction, msg))
-            strict += looks_like_dns(data) is not None
+            strict += _dns_shaped(msg, False)
     # On a DNS port the lenient test lets ~0.3% of random datagrams through:
     # unless one message is DNS beyond doubt, most of the flow must parse.
     if not strict and len(out) * 2 < len(raw):

@@ -7,7 +7,8 @@ cannot even exceed ``log2(n)``.  So next to the entropy we give the *expected*
 entropy of ``n`` uniform random bytes and its standard deviation, computed
 exactly from the multinomial distribution of the byte counts, which lets a
 caller recognise a 200-byte ciphertext as random.  No I/O, no clocks; the only
-state is a memo of the two pure functions of ``n``.
+state is a memo of the two pure functions of ``n`` and of the log-factorials
+they sum over.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ __all__ = [
     "expected_random_entropy",
     "random_entropy_sd",
     "entropy_deficit_z",
+    "deficit_z_exceeds",
 ]
 
 _LN2 = math.log(2.0)
@@ -82,14 +84,46 @@ def entropy(data: bytes) -> float | None:
     return shannon_entropy(byte_counts(data))
 
 
+# log(k!) = math.lgamma(k + 1) for k = 0, 1, ...: grown on demand, never past
+# _EXACT_MAX_N + 1 entries (the largest argument the exact sums use).
+_log_factorial_memo = np.zeros(0, dtype=np.float64)
+
+
+def _log_factorial_table(upto: int) -> np.ndarray:
+    """The memo of log(k!) for k = 0..upto at least (a pure function of k, bounded)."""
+    global _log_factorial_memo
+    have = _log_factorial_memo.size
+    if upto >= have:
+        size = min(max(upto + 1, 2 * have, 1024), max(upto + 1, _EXACT_MAX_N + 1))
+        more = np.fromiter((math.lgamma(k + 1.0) for k in range(have, size)), dtype=np.float64, count=size - have)
+        _log_factorial_memo = np.concatenate((_log_factorial_memo, more))
+    return _log_factorial_memo
+
+
 def _lgamma1(x: np.ndarray) -> np.ndarray:
-    """log(x!) elementwise with math.lgamma's full precision; the variance below is a small
-    difference of large terms, so a cheaper log-factorial table is not exact enough."""
-    return np.fromiter((math.lgamma(v + 1.0) for v in x.tolist()), dtype=np.float64, count=x.size)
+    """log(x!) elementwise for integer-valued ``x``, with math.lgamma's full precision.
+
+    The variance below is a small difference of large terms, so the values must
+    be math.lgamma's own: they are, read from a memo of math.lgamma(k + 1) instead
+    of recomputed for every ``n`` (one lgamma call per table entry, ever).
+    """
+    if x.size == 0:
+        return np.zeros(0, dtype=np.float64)
+    return _log_factorial_table(int(x.max()))[x.astype(np.intp)]
+
+
+def _log_factorials(lo: int, hi: int) -> np.ndarray:
+    """log(k!) for k = lo..hi: a view into the memo (no gather for a run of consecutive k)."""
+    return _log_factorial_table(hi)[lo : hi + 1]
 
 
 def _binom_logpmf(n: int, p: float, k: np.ndarray) -> np.ndarray:
-    return math.lgamma(n + 1) - _lgamma1(k) - _lgamma1(n - k) + k * math.log(p) + (n - k) * math.log1p(-p)
+    """log P(Binomial(n, p) = k) for ``k`` a run of consecutive integers (see _k_range)."""
+    lo, hi = int(k[0]), int(k[-1])
+    return (
+        math.lgamma(n + 1) - _log_factorials(lo, hi) - _log_factorials(n - hi, n - lo)[::-1]
+        + k * math.log(p) + (n - k) * math.log1p(-p)
+    )
 
 
 def _k_range(n: int) -> np.ndarray:
@@ -118,6 +152,13 @@ def expected_random_entropy(n: int) -> float:
     return float(-256.0 * np.dot(pmf, f))
 
 
+def _hankel(v: np.ndarray) -> np.ndarray:
+    """Read-only (m, m) view ``H[a, b] = v[a + b]`` of a vector of length 2m - 1."""
+    m = (v.size + 1) // 2
+    step = v.strides[0]
+    return np.lib.stride_tricks.as_strided(v, shape=(m, m), strides=(step, step), writeable=False)
+
+
 @lru_cache(maxsize=4096)
 def random_entropy_sd(n: int) -> float:
     """Standard deviation of the plug-in entropy of ``n`` uniform random bytes.
@@ -138,24 +179,22 @@ def random_entropy_sd(n: int) -> float:
     lpmf = _binom_logpmf(n, p, k)
     e_f2 = float(np.dot(np.exp(lpmf), f * f))
     # Joint pmf of (a, b): n!/(a! b! (n-a-b)!) p^(a+b) (1-2p)^(n-a-b).
-    lgk = _lgamma1(k)
-    a = k[:, None]
-    b = k[None, :]
-    rest = n - a - b
-    valid = rest >= 0
-    rest_c = np.where(valid, rest, 0)
-    # (n - a - b)! depends on a + b only: one lgamma per distinct sum, then indexing
+    lgk = _log_factorials(0, len(k) - 1)
+    # Every term but a! and b! depends on a + b only: computed once per sum and
+    # read as Hankel-matrix views (no copies), in the same order of operations.
     sums = np.arange(0, 2 * len(k) - 1, dtype=np.float64)
-    lg_rest = _lgamma1(np.maximum(n - sums, 0.0))
+    rest = np.maximum(n - sums, 0.0)  # (n - a - b), 0 where a + b > n (masked below)
+    lg_rest = _lgamma1(rest)
     ljoint = (
-        math.lgamma(n + 1)
-        - lgk[:, None]
+        (math.lgamma(n + 1) - lgk[:, None])
         - lgk[None, :]
-        - lg_rest[(a + b).astype(np.int64)]
-        + (a + b) * math.log(p)
-        + rest_c * math.log1p(-2 * p)
+        - _hankel(lg_rest)
+        + _hankel(sums * math.log(p))
+        + _hankel(rest * math.log1p(-2 * p))
     )
-    joint = np.where(valid, np.exp(ljoint), 0.0)
+    joint = np.exp(ljoint)
+    if sums[-1] > n:
+        joint = np.where(_hankel(sums <= n), joint, 0.0)
     e_fifj = float(f @ joint @ f)
     mean = expected_random_entropy(n)
     var = 256.0 * e_f2 + 256.0 * 255.0 * e_fifj - mean * mean
@@ -173,3 +212,40 @@ def entropy_deficit_z(h: float, n: int) -> float:
     if sd <= 0.0:
         return 0.0
     return (expected_random_entropy(n) - h) / sd
+
+
+# Bounds on random_entropy_sd(n), checked against the exact value for every n
+# up to _EXACT_MAX_N (exhaustively to 4096 in tests/test_analyzer_shortcuts.py):
+# sd rises to 0.083 at n = 16 and then falls, staying above 0.052 below 256
+# bytes; from there on it is within [0.82, 1.11] times the asymptotic
+# sqrt(255/2) / (n ln 2).  The limits below keep a few percent of slack.
+_SD_MAX = 0.085
+_SD_MIN_SMALL = 0.045
+_ASYMPTOTIC_SD = math.sqrt(255.0 / 2.0) / _LN2
+_SLACK = 1e-9  # far above the rounding error of one division
+
+
+def _sd_bounds(n: int) -> tuple[float, float]:
+    """(lower, upper) bound on random_entropy_sd(n) for n >= 2."""
+    asymptotic = _ASYMPTOTIC_SD / n
+    return (_SD_MIN_SMALL if n < 256 else 0.75 * asymptotic), min(_SD_MAX, 1.25 * asymptotic)
+
+
+def deficit_z_exceeds(h: float, n: int, limit: float) -> bool:
+    """``entropy_deficit_z(h, n) > limit`` for ``limit > 0``, exactly, mostly without sd(n).
+
+    The exact sd of a length not seen before costs a 2-D sum over the joint
+    law of two byte counts; a test that only compares z with a limit rarely
+    needs it: random bytes sit near z = 0 and structured bytes far above, so
+    bounds on sd decide, and only a deficit near ``limit`` falls back to the
+    exact z (the same float entropy_deficit_z returns).
+    """
+    if n <= 1:
+        return entropy_deficit_z(h, n) > limit
+    deficit = expected_random_entropy(n) - h
+    lower, upper = _sd_bounds(n)
+    if deficit < limit * lower * (1.0 - _SLACK):
+        return False
+    if deficit > limit * upper * (1.0 + _SLACK):
+        return True
+    return entropy_deficit_z(h, n) > limit

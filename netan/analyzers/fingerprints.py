@@ -8,6 +8,8 @@ deliberately absent: their licence (FoxIO License 1.1) restricts use.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable, Protocol, Sequence
 
 __all__ = [
@@ -44,9 +46,14 @@ class ServerHelloLike(Protocol):
     extensions: tuple[int, ...]
 
 
+#: The sixteen GREASE values (RFC 8701 §2: 0x?A?A with both bytes equal); the
+#: fingerprints below filter long lists with a set lookup, not a call per item.
+GREASE: frozenset[int] = frozenset(0x0A0A | (i << 12) | (i << 4) for i in range(16))
+
+
 def is_grease(value: int) -> bool:
     """GREASE values (RFC 8701 §2): 0x?A?A with both bytes equal."""
-    return (value & 0x0F0F) == 0x0A0A and (value >> 8) == (value & 0xFF)
+    return value in GREASE
 
 
 #: JA4 spec, "TLS and DTLS Version": two characters per protocol version.
@@ -73,7 +80,7 @@ _VERSION_RANK: dict[int, int] = {
 def _ja4_version(ch: ClientHelloLike) -> str:
     # JA4 spec: if supported_versions (0x002b) exists, use its highest
     # non-GREASE value, else the ClientHello's legacy_version.
-    versions = [v for v in ch.supported_versions if not is_grease(v)]
+    versions = [v for v in ch.supported_versions if v not in GREASE]
     if versions:
         best = max(versions, key=lambda v: (_VERSION_RANK.get(v, 0), v))
         return JA4_VERSION_CODES.get(best, "00")
@@ -110,9 +117,9 @@ def ja4_parts(ch: ClientHelloLike, transport: str = "t", *, original_order: bool
     """JA4's three parts in raw form: (a, cipher list, extension/sigalg list)."""
     if transport not in ("t", "q", "d"):
         raise ValueError(f"JA4 transport must be 't', 'q' or 'd', not {transport!r}")
-    ciphers = [c for c in ch.cipher_suites if not is_grease(c)]
-    exts = [e for e in ch.extensions if not is_grease(e)]
-    sigalgs = [s for s in ch.signature_algorithms if not is_grease(s)]
+    ciphers = [c for c in ch.cipher_suites if c not in GREASE]
+    exts = [e for e in ch.extensions if e not in GREASE]
+    sigalgs = [s for s in ch.signature_algorithms if s not in GREASE]
     part_a = (
         f"{transport}{_ja4_version(ch)}{'d' if ch.has_sni else 'i'}"
         f"{min(len(ciphers), 99):02d}{min(len(exts), 99):02d}{_ja4_alpn(ch.alpn)}"
@@ -131,11 +138,46 @@ def ja4_parts(ch: ClientHelloLike, transport: str = "t", *, original_order: bool
     return part_a, part_b, part_c
 
 
+@dataclass(frozen=True, slots=True)
+class _Hello:
+    """Just the ClientHelloLike fields, hashable: the fingerprints are memoised by them.
+
+    One client stack offers the same lists in every connection (the random,
+    session id and key shares that differ are no input), so a fingerprint is
+    computed once per stack rather than once per flow.
+    """
+
+    legacy_version: int
+    cipher_suites: tuple[int, ...]
+    extensions: tuple[int, ...]
+    has_sni: bool
+    alpn: tuple[bytes, ...]
+    supported_versions: tuple[int, ...]
+    signature_algorithms: tuple[int, ...]
+    supported_groups: tuple[int, ...]
+    ec_point_formats: tuple[int, ...]
+
+    @classmethod
+    def of(cls, ch: ClientHelloLike) -> _Hello:
+        return cls(ch.legacy_version, tuple(ch.cipher_suites), tuple(ch.extensions), bool(ch.has_sni),
+                   tuple(ch.alpn), tuple(ch.supported_versions), tuple(ch.signature_algorithms),
+                   tuple(ch.supported_groups), tuple(ch.ec_point_formats))
+
+
+#: Distinct client stacks whose fingerprints are kept.
+FINGERPRINT_CACHE = 1024
+
+
 def ja4(ch: ClientHelloLike, transport: str = "t", *, raw: bool = False, original_order: bool = False) -> str:
     """The JA4 fingerprint of a ClientHello (``transport``: t=TCP, q=QUIC, d=DTLS).
 
     ``raw`` gives JA4_r (lists instead of hashes), ``original_order`` JA4_o.
     """
+    return _ja4(_Hello.of(ch), transport, raw, original_order)
+
+
+@lru_cache(maxsize=FINGERPRINT_CACHE)
+def _ja4(ch: _Hello, transport: str, raw: bool, original_order: bool) -> str:
     a, b, c = ja4_parts(ch, transport, original_order=original_order)
     if raw:
         return f"{a}_{b}_{c}"
@@ -157,9 +199,9 @@ def ja3_string(ch: ClientHelloLike) -> str:
     return ",".join(
         (
             str(ch.legacy_version),
-            _dash(c for c in ch.cipher_suites if not is_grease(c)),
-            _dash(e for e in ch.extensions if not is_grease(e)),
-            _dash(g for g in ch.supported_groups if not is_grease(g)),
+            _dash(c for c in ch.cipher_suites if c not in GREASE),
+            _dash(e for e in ch.extensions if e not in GREASE),
+            _dash(g for g in ch.supported_groups if g not in GREASE),
             _dash(ch.ec_point_formats),
         )
     )
@@ -167,6 +209,11 @@ def ja3_string(ch: ClientHelloLike) -> str:
 
 def ja3(ch: ClientHelloLike) -> str:
     """MD5 of ``ja3_string`` (JA3 is MD5 by definition; not a security use)."""
+    return _ja3(_Hello.of(ch))
+
+
+@lru_cache(maxsize=FINGERPRINT_CACHE)
+def _ja3(ch: _Hello) -> str:
     return hashlib.md5(ja3_string(ch).encode("ascii"), usedforsecurity=False).hexdigest()
 
 
@@ -176,10 +223,25 @@ def ja3s_string(sh: ServerHelloLike) -> str:
         (
             str(sh.legacy_version),
             str(sh.cipher_suite),
-            _dash(e for e in sh.extensions if not is_grease(e)),
+            _dash(e for e in sh.extensions if e not in GREASE),
         )
     )
 
 
 def ja3s(sh: ServerHelloLike) -> str:
+    """MD5 of ``ja3s_string``, memoised like the client fingerprints (one server stack, one answer)."""
+    return _ja3s(_ServerHello(sh.legacy_version, sh.cipher_suite, tuple(sh.extensions)))
+
+
+@dataclass(frozen=True, slots=True)
+class _ServerHello:
+    """Just the ServerHelloLike fields, hashable (see _Hello)."""
+
+    legacy_version: int
+    cipher_suite: int
+    extensions: tuple[int, ...]
+
+
+@lru_cache(maxsize=FINGERPRINT_CACHE)
+def _ja3s(sh: _ServerHello) -> str:
     return hashlib.md5(ja3s_string(sh).encode("ascii"), usedforsecurity=False).hexdigest()

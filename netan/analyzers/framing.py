@@ -5,7 +5,9 @@ same-direction payload between direction changes, a UDP datagram, a
 length-prefixed frame, an HTTP body, a decoded text value). ``analyze_units``
 returns the framing findings (stable names in ``FINDINGS``, documented in
 docs/framing.md) with evidence made only of lengths, offsets, counts and
-statistics: never payload bytes. No I/O, no clocks, no state between calls.
+statistics: never payload bytes. No I/O, no clocks; the only state between
+calls is bounded memos of pure functions (the last sample's messages and
+units, the formats of recent units).
 
 Every detector is written so that chance alone almost never fires it on
 random-looking data that has no such structure (each one states the odds it
@@ -22,9 +24,12 @@ import re
 import zlib
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
-from netan.sample import IN, OUT, FlowSample
+import numpy as np
+
+from netan.analyzers import entropy as _entropy
+from netan.sample import IN, OUT, FlowSample, Message
 
 __all__ = [
     "FINDINGS",
@@ -34,6 +39,8 @@ __all__ = [
     "analyze",
     "analyze_units",
     "units_from_sample",
+    "first_units",
+    "sample_messages",
     "tls_record_walk",
     "dtls_record_walk",
     "tls_findings",
@@ -134,7 +141,21 @@ def looks_random(data: bytes, *, min_len: int = 24) -> bool:
     if _printable_fraction(d) > 0.75:
         return False
     margin = max(0.15, 0.36 * min(1.0, math.sqrt(64.0 / n)))
-    return shannon_entropy(d) >= expected_random_entropy(n) - margin
+    return _entropy_at_least(d, expected_random_entropy(n) - margin)
+
+
+# A vectorised entropy (netan.analyzers.entropy) agrees with shannon_entropy,
+# which sums in another order, to about 1e-12 bits; it settles any comparison
+# with a threshold farther away than this, and shannon_entropy the rest.
+_ESTIMATE_SLACK = 1e-9
+
+
+def _entropy_at_least(d: bytes, threshold: float) -> bool:
+    """``shannon_entropy(d) >= threshold``, exactly, without a Python loop over the bytes."""
+    estimate = _entropy.shannon_entropy(_entropy.byte_counts(d), len(d)) or 0.0
+    if abs(estimate - threshold) > _ESTIMATE_SLACK:
+        return estimate > threshold
+    return shannon_entropy(d) >= threshold
 
 
 # Magic numbers of formats whose high entropy is explained (not ciphertext).
@@ -195,8 +216,15 @@ def explained_format(data: bytes) -> str | None:
 
     Formats without magic (raw deflate, brotli) are recognised by a bounded
     trial decode in netan.analyzers.magic (the payload analyzer's probe), so
-    that both analyzers agree on what is compressed.
+    that both analyzers agree on what is compressed.  Only the first MAX_SCAN
+    bytes count; the answer is memoised by them, as the framing tests and the
+    cross-flow stage ask it about the same units several times.
     """
+    return _explained_format(bytes(data[:MAX_SCAN]))
+
+
+@functools.lru_cache(maxsize=256)
+def _explained_format(data: bytes) -> str | None:
     head = data[:64]
     fmt = known_format(head)
     if fmt and fmt != "zlib":
@@ -274,9 +302,57 @@ def _overlaps_gap(start: int, end: int, gaps: Iterable[tuple[int, int]]) -> bool
     return any(g_off < end and start < g_off + g_len for g_off, g_len in gaps)
 
 
+_T = TypeVar("_T")
+
+
+def _for_last_sample(fn: Callable[[FlowSample], _T]) -> Callable[[FlowSample], _T]:
+    """Remember ``fn(sample)`` for the most recent sample only.
+
+    The payload, protocol and cross-flow analyzers of one flow ask for the
+    same messages and units in turn; samples are immutable, so one entry keyed
+    by identity is a complete (and bounded) memo of the pure function.
+    """
+    last: list[tuple[FlowSample | None, Any]] = [(None, None)]
+
+    @functools.wraps(fn)
+    def remembered(sample: FlowSample) -> _T:
+        held, value = last[0]
+        if held is not sample:
+            value = fn(sample)
+            last[0] = (sample, value)
+        return value
+
+    return remembered
+
+
+@_for_last_sample
+def sample_messages(sample: FlowSample) -> list[Message]:
+    """``sample.messages()``, shared by the analyzers of one flow: do not modify."""
+    return sample.messages()
+
+
 def units_from_sample(sample: FlowSample) -> list[Unit]:
     """TCP (and other streams): messages; UDP: datagrams. Bounded per direction."""
-    units: list[Unit] = []
+    return list(_units_from_sample(sample))
+
+
+def first_units(sample: FlowSample) -> list[Unit]:
+    """The first unit of each direction (index 0), in stream order: what tls_findings reads."""
+    firsts: list[Unit] = []
+    for u in _iter_units(sample):
+        if u.index == 0:
+            firsts.append(u)
+            if len(firsts) == 2:
+                break
+    return firsts
+
+
+@_for_last_sample
+def _units_from_sample(sample: FlowSample) -> list[Unit]:
+    return list(_iter_units(sample))
+
+
+def _iter_units(sample: FlowSample) -> Iterator[Unit]:
     counts = {OUT: 0, IN: 0}
     if sample.proto == "udp":
         for mark, data in sample.datagrams():
@@ -285,18 +361,17 @@ def units_from_sample(sample: FlowSample) -> list[Unit]:
             complete = len(data) == mark.length and not _overlaps_gap(
                 mark.offset, mark.offset + len(data), sample.gaps(mark.direction)
             )
-            units.append(Unit(mark.direction, counts[mark.direction], mark.length, data, complete, mark.offset, "datagram"))
+            yield Unit(mark.direction, counts[mark.direction], mark.length, data, complete, mark.offset, "datagram")
             counts[mark.direction] += 1
-        return units
-    for msg in sample.messages():
+        return
+    for msg in sample_messages(sample):
         if counts[msg.direction] >= MAX_UNITS:
             continue
         complete = len(msg.data) == msg.length and not _overlaps_gap(
             msg.offset, msg.offset + len(msg.data), sample.gaps(msg.direction)
         )
-        units.append(Unit(msg.direction, counts[msg.direction], msg.length, msg.data, complete, msg.offset, "message"))
+        yield Unit(msg.direction, counts[msg.direction], msg.length, msg.data, complete, msg.offset, "message")
         counts[msg.direction] += 1
-    return units
 
 
 # --------------------------------------------------------------------------
@@ -577,6 +652,8 @@ def _repeats_within(data: bytes) -> tuple[int, int] | None:
     Two random windows are equal with probability 2^-128.
     """
     d = data[:MAX_SCAN]
+    if len(d) < 16 or not _may_repeat_diverse(d):
+        return None
     seen: dict[bytes, int] = {}
     diverse: dict[bytes, bool] = {}
     by_alignment: Counter[int] = Counter()
@@ -605,6 +682,33 @@ def _repeats_within(data: bytes) -> tuple[int, int] | None:
     if not looks_random(unique, min_len=32):
         return None
     return count, alignment
+
+
+def _may_repeat_diverse(d: bytes) -> bool:
+    """Could ``d`` hold two equal diverse 16-byte windows a multiple of 8 bytes apart?
+
+    Both 8-byte halves of such a window repeat as well, at offsets with the
+    same residue mod 8; each half holds at least 4 distinct values (the window
+    has 12) and one of them a non-printable byte.  Text has no such word at
+    all; otherwise the words at every offset, one row per residue, are sorted
+    and compared with their neighbours (the zero words padding the last row
+    never pass the test), so the per-offset scan in _repeats_within runs only
+    when it can find something.
+    """
+    if not d.translate(None, _PRINTABLE):
+        return False
+    n = len(d) - 7
+    rows = -(-n // 8)
+    grid = np.zeros(rows * 8, dtype=np.uint64)
+    grid[:n] = np.ndarray((n,), dtype="<u8", buffer=d, strides=(1,))  # the word at every offset
+    by_residue = grid.reshape(rows, 8).T.copy()
+    by_residue.sort(axis=1)
+    repeated = by_residue[:, 1:][by_residue[:, 1:] == by_residue[:, :-1]]
+    for word in set(repeated.tolist()):
+        half = word.to_bytes(8, "little")
+        if len(set(half)) >= 4 and half.translate(None, _PRINTABLE):
+            return True
+    return False
 
 
 def _same_offset_blocks(a: bytes, b: bytes, start: int) -> tuple[int, int] | None:
@@ -724,6 +828,14 @@ _JOSE_RE = re.compile(rb"(?<![A-Za-z0-9_\-])[A-Za-z0-9_\-]{8,}+(?:\.[A-Za-z0-9_\
 # Digest, id and signature sizes that random-looking tokens commonly have
 # (MD5/UUID 16, SHA-1 20, SHA-224 28, SHA-256/HMAC 32, SHA-384 48, SHA-512/Ed25519 sig 64).
 _TOKEN_SIZES = frozenset((16, 20, 28, 32, 48, 64))
+# Necessary conditions checked before the regexes, as substrings of marks
+# (bytes.translate, C speed): a JOSE token opens with 8 token characters and
+# a dot; a base64 or hex token is a run of 32+ characters of _B64_RE's class.
+_TOKEN_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_JOSE_MARKS = bytes(1 if c in _TOKEN_CHARS else 2 if c == 0x2E else 0 for c in range(256))
+_JOSE_HEAD = b"\x01" * 8 + b"\x02"
+_B64_MARKS = bytes(1 if c in _TOKEN_CHARS or c in b"+/" else 0 for c in range(256))
+_B64_RUN = b"\x01" * 32
 MIN_ENCODED_BYTES = 40
 MAX_TOKENS = 64
 MAX_TEXT = 65536
@@ -772,7 +884,8 @@ def scan_encoded(text: bytes, where: str, *, min_bytes: int = MIN_ENCODED_BYTES)
     found: list[EncodedValue] = []
     t = text[:MAX_TEXT]
     spans: list[tuple[int, int]] = []
-    for m in _JOSE_RE.finditer(t):
+    jose = _JOSE_RE.finditer(t) if _JOSE_HEAD in t.translate(_JOSE_MARKS) else ()
+    for m in jose:
         if len(found) >= MAX_TOKENS:
             break
         parts = m.group(0).split(b".")
@@ -786,6 +899,8 @@ def scan_encoded(text: bytes, where: str, *, min_bytes: int = MIN_ENCODED_BYTES)
                 if raw and len(raw) >= 16:
                     found.append(EncodedValue("base64url", f"{where}:{label}", raw))
     tokens = 0
+    if _B64_RUN not in t.translate(_B64_MARKS):
+        return found  # no 32-character run: neither token regex can match
     for regex, kind in ((_B64_RE, "base64"), (_HEX_RE, "hex")):
         for m in regex.finditer(t):
             if tokens >= MAX_TOKENS:

@@ -27,7 +27,7 @@ from netan.analyzers.framing import (
 from netan.analyzers.protocols import escape_text
 from netan.sample import IN, OUT, FlowSample
 
-__all__ = ["HttpMessage", "parse_stream", "is_http_request_start", "is_http_response_start", "summarize", "empty_info", "body_class", "METHODS"]
+__all__ = ["HttpMessage", "parse_stream", "is_http_request_start", "is_http_response_start", "summarize", "body_units", "empty_info", "body_class", "METHODS"]
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ def body_class(body: bytes, content_type: bytes | None, content_encoding: bytes 
     enc = (content_encoding or b"").lower()
     if enc and enc != b"identity":
         return "compressed", enc.decode("ascii", "replace")[:16]
-    printable = sum(1 for b in body[:4096] if 32 <= b < 127 or b in (9, 10, 13)) / min(len(body), 4096)
+    printable = _printable_ratio(body)
     if printable > 0.95:
         if scan_encoded(body[:4096], "body"):
             return "encoded", None
@@ -315,9 +315,13 @@ def _websocket(sample: FlowSample, req_dir: int, request: HttpMessage, response:
     return {"frames": counts, "anomalies": sorted(set(anomalies))}, units, values
 
 
+_PRINTABLE = bytes(range(32, 127)) + b"\t\n\r"
+
+
 def _printable_ratio(data: bytes) -> float:
+    """Share of printable ASCII and whitespace in the first 4 KiB (counted in C by translate)."""
     sample = data[:4096]
-    return sum(1 for b in sample if 32 <= b < 127 or b in (9, 10, 13)) / len(sample) if sample else 0.0
+    return (len(sample) - len(sample.translate(None, _PRINTABLE))) / len(sample) if sample else 0.0
 
 
 def _text_values(msg: HttpMessage, direction: str) -> list[EncodedValue]:
@@ -408,6 +412,19 @@ def empty_info(version: str | None = None) -> dict[str, Any]:
     }
 
 
+# The framing units of the last summarize() call: the cross-flow stage asks for
+# the same flow's units right after the protocol analyzer built them.
+_last_bodies: list[tuple[FlowSample | None, tuple[Unit, ...]]] = [(None, ())]
+
+
+def body_units(sample: FlowSample) -> list[Unit]:
+    """``summarize(sample)[1]``, without redoing the work when it was just done for ``sample``."""
+    held, units = _last_bodies[0]
+    if held is not sample:
+        return summarize(sample)[1]
+    return list(units)
+
+
 def summarize(sample: FlowSample) -> tuple[dict[str, Any], list[Unit], list[EncodedValue]]:
     """The flow's ``http`` field, the bodies as framing units, and encoded values."""
     req_dir, resp_dir = OUT, IN
@@ -459,6 +476,7 @@ def summarize(sample: FlowSample) -> tuple[dict[str, Any], list[Unit], list[Enco
             units += ws_units
             values += ws_values
             break
+    _last_bodies[0] = (sample, tuple(units))
     host = hdr(first_req, b"host", 255)
     path = first_req.target if first_req else None
     info: dict[str, Any] = {

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable
@@ -31,11 +32,13 @@ import numpy as np
 from netan.analyzers import encodings, magic
 from netan.analyzers.entropy import (
     byte_counts,
+    deficit_z_exceeds,
     entropy_deficit_z,
     expected_random_entropy,
     shannon_entropy,
     strip_gaps,
 )
+from netan.analyzers.framing import sample_messages
 from netan.analyzers.randomness import POPCOUNT, chi2_sf, ent_battery, fet_features
 from netan.sample import IN, OUT, FlowSample
 
@@ -86,14 +89,15 @@ _PRINT[0x20:0x7F] = True
 _PRINT[[0x09, 0x0A, 0x0D]] = True
 _HIGH = np.zeros(256, dtype=bool)
 _HIGH[0x80:] = True
-_PRINT_W = _PRINT.astype(np.int64)
-_HIGH_W = _HIGH.astype(np.int64)
+# Columns: printable-or-whitespace, high (0x80..0xFF): both counts from one product.
+_PRINT_HIGH_W = np.stack((_PRINT, _HIGH), axis=1).astype(np.int64)
 # Rows: set bits per byte value; indicator of high nibble 0..15; of low nibble 0..15.
+# Float, so the product with a histogram runs in BLAS: its integer sums are exact.
 _PROJ = np.vstack(
     [POPCOUNT[None, :]]
     + [(np.arange(256) >> 4 == i)[None, :].astype(np.int64) for i in range(16)]
     + [(np.arange(256) & 15 == i)[None, :].astype(np.int64) for i in range(16)]
-)
+).astype(np.float64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,64 +165,70 @@ def _looks_utf8(data: bytes) -> bool:
         return exc.start >= len(data) - 3 and exc.reason in ("unexpected end of data",)
 
 
-_HASH_MUL = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing constant (Knuth, TAOCP 6.4)
-
-
-def _distinct_blocks(data: bytes, block: int) -> bytes | None:
-    """The distinct aligned ``block``-byte blocks of ``data``, if ciphertext blocks repeat.
+def _distinct_blocks(data: bytes, offset: int = 0) -> bytes | None:
+    """The distinct aligned 8-byte blocks of ``data[offset:]``, if ciphertext blocks repeat.
 
     ECB (and any deterministic block-cipher use) maps equal plaintext blocks to
-    equal ciphertext blocks; random data repeats a 16-byte block with
-    probability ~k^2/2^129.  A repeated *ciphertext* block is itself random (at
-    least 3/4 of its bytes distinct; random 16-byte blocks average 15.5), which
-    tells it apart from repeated padding or zero runs in structured binary.
-    What remains after removing repeats is the ciphertext of the distinct
-    blocks, which is random again.  Vectorised: blocks are hashed to one
-    uint64 each (a false merge needs a 64-bit collision) and deduplicated.
+    equal ciphertext blocks; random data repeats an 8-byte block with
+    probability ~k^2/2^65.  A repeated *ciphertext* block is itself random (at
+    least 6 of its 8 bytes distinct; random blocks average 7.9), which tells
+    it apart from repeated padding or zero runs in structured binary.  What
+    remains after removing repeats is the ciphertext of the distinct blocks,
+    which is random again.  Each block is one uint64; only when some repeat
+    does a Counter (in stream order) say which.
     """
-    k = len(data) // block
+    k = (len(data) - offset) // 8
     if k < 3:
         return None
-    rows = np.frombuffer(data, dtype=np.uint8, count=k * block).reshape(k, block)
-    words = rows.view("<u8")
-    key = words[:, 0].copy()
-    for j in range(1, words.shape[1]):
-        key = key * _HASH_MUL ^ words[:, j]
-    _, first, count = np.unique(key, return_index=True, return_counts=True)
-    if first.size == k:
+    blocks = np.frombuffer(data, dtype="<u8", count=k, offset=offset)
+    if not _any_repeat(blocks):
         return None
-    repeated = np.sort(rows[first[count > 1]], axis=1)
-    distinct = 1 + np.count_nonzero(np.diff(repeated, axis=1), axis=1)
-    if (distinct < block * 3 // 4).any():
-        return None
-    return rows[np.sort(first)].tobytes()
+    times = Counter(blocks.tolist())
+    for word, seen in times.items():
+        if seen > 1 and len(set(word.to_bytes(8, "little"))) < 6:
+            return None
+    return np.fromiter(times, dtype="<u8", count=len(times)).tobytes()
+
+
+def _any_repeat(words: np.ndarray) -> bool:
+    """Does any value occur twice?  A set of Python ints is quickest for a few
+    dozen words; past that, sorting the array (no Python objects) is."""
+    if words.size <= 128:
+        return len(set(words.tolist())) < words.size
+    ordered = np.sort(words)
+    return bool((ordered[1:] == ordered[:-1]).any())
 
 
 def _random_like(
-    data: bytes, counts: np.ndarray | None = None, h: float | None = None
-) -> tuple[bool, float, float | None]:
-    """Is ``data`` consistent with uniform random bytes?  Returns (verdict, z, z_delta).
+    data: bytes, counts: np.ndarray | None = None, h: float | None = None, *, with_z: bool = False
+) -> tuple[bool, float | None, bool]:
+    """Is ``data`` consistent with uniform random bytes?  Returns (verdict, z, deltas_near_random).
 
     Two tests, each at Z_RANDOM standard deviations: the byte entropy, and the
     entropy of successive differences (mod 256), which catches ramps, counters
-    and periodic tables whose byte histogram alone is flat.  ``z_delta`` is
-    None when the first test already failed by a wide margin.
+    and periodic tables whose byte histogram alone is flat.  The tests only
+    compare deficits with limits (entropy.deficit_z_exceeds), so the byte
+    entropy's z itself is computed only ``with_z`` (else None).
+    ``deltas_near_random`` says the differences are within 10 * Z_RANDOM of
+    random; it is False when the first test already failed by a wide margin.
     """
     n = len(data)
     if n < 2:
-        return False, 0.0, None
+        return False, 0.0 if with_z else None, False
     if counts is None:
         counts = byte_counts(data)
     if h is None:
         h = shannon_entropy(counts, n) or 0.0
     limit = Z_RANDOM + Z_SMALL_N / n
-    z = entropy_deficit_z(h, n)
-    if z > limit and h < expected_random_entropy(n) - NEAR_RANDOM_BITS:
-        return False, z, None
+    z = entropy_deficit_z(h, n) if with_z else None
+    far = z > limit if z is not None else deficit_z_exceeds(h, n, limit)
+    if far and h < expected_random_entropy(n) - NEAR_RANDOM_BITS:
+        return False, z, False
     arr = np.frombuffer(data, dtype=np.uint8)
     dcounts = np.bincount(arr[1:] - arr[:-1], minlength=256)
-    zd = entropy_deficit_z(shannon_entropy(dcounts, n - 1) or 0.0, n - 1)
-    return z <= limit and zd <= limit and not _marginal_bias(counts, n), z, zd
+    hd = shannon_entropy(dcounts, n - 1) or 0.0
+    is_random = not far and not deficit_z_exceeds(hd, n - 1, limit) and not _marginal_bias(counts, n)
+    return is_random, z, not deficit_z_exceeds(hd, n - 1, 10 * Z_RANDOM)
 
 
 @lru_cache(maxsize=8)
@@ -321,13 +331,14 @@ _FRAMINGS: tuple[tuple[str, int, Callable[[bytes, int], int | None], int], ...] 
 )
 
 
-def _framed_ciphertext(data: bytes) -> tuple[str, int] | None:
+def _framed_ciphertext(data: bytes, h: float) -> tuple[str, int] | None:
     """Random bodies inside record or length-prefix framing, or after a short fixed header.
 
     The framing analyzer (netan.analyzers.framing) names the framing; here we
     only need to see past it to call the bytes encrypted.  TLS records count
     their application_data (type 23) bodies only.  Needs >= 2 complete units
     (or one that ends exactly at the sample end) and >= 32 body bytes.
+    ``h`` is the entropy of all of ``data``.
     """
     for kind, hdr, length_at, max_len in _FRAMINGS:
         walked = _walk(data, hdr, length_at, max_len)
@@ -352,9 +363,24 @@ def _framed_ciphertext(data: bytes) -> tuple[str, int] | None:
         head = data[:skip]
         if 0 not in head and sum(head.translate(_PRINTABLE_TABLE)) * 2 < skip:
             continue
+        if _suffix_not_random(h, len(data), skip):
+            continue
         if _random_like(data[skip:])[0]:
             return f"random_after_{skip}_byte_header", len(data) - skip
     return None
+
+
+def _suffix_not_random(h: float, n: int, skip: int) -> bool:
+    """Does ``data[skip:]`` certainly fail _random_like's first test, given ``data``'s entropy ``h``?
+
+    The whole sample's byte distribution mixes the suffix's with the header's
+    (weight skip / n); entropy is concave, so the suffix's entropy is at most
+    h * n / (n - skip).  When even that bound is far from random (the early
+    exit of _random_like), the suffix need not be counted and measured.
+    """
+    m = n - skip
+    upper = h * n / m + 1e-9  # above any rounding of either entropy
+    return upper < expected_random_entropy(m) - NEAR_RANDOM_BITS and deficit_z_exceeds(upper, m, Z_RANDOM + Z_SMALL_N / m)
 
 
 def _tls_application_data(data: bytes) -> bytes | None:
@@ -378,14 +404,24 @@ def classify(data: bytes, *, _depth: int = 0) -> PayloadVerdict:
     """Classify an arbitrary byte string.  Bounded time and memory for any input."""
     if not isinstance(data, bytes):
         data = bytes(data)  # bytearray / memoryview from other analyzers
+    return _classify(data, byte_counts(data), _depth)
+
+
+def _classify(data: bytes, counts: np.ndarray, _depth: int, exact_z: bool = True) -> PayloadVerdict:
+    """``classify`` given the byte histogram (callers that need it too compute it once).
+
+    With ``exact_z`` False the verdict's own ``entropy_z`` is left None: the
+    class never depends on it (only on comparisons, see _random_like), and
+    verdicts whose class alone is read (a first packet, a unit, a body behind a
+    header) need not pay for the exact deviation of a new length.
+    """
     n = len(data)
     if n == 0:
         return PayloadVerdict(EMPTY, 1.0, 0, None, reason="empty")
-    counts = byte_counts(data)
     h = shannon_entropy(counts, n)
     exp_h = expected_random_entropy(n)
     distinct = int(np.count_nonzero(counts))
-    printable = int(np.dot(counts, _PRINT_W))
+    printable, high = (counts @ _PRINT_HIGH_W).tolist()
     pfrac = printable / n
     base = dict(n=n, entropy=h, expected_random_entropy=exp_h, printable_frac=pfrac)
 
@@ -402,7 +438,6 @@ def classify(data: bytes, *, _depth: int = 0) -> PayloadVerdict:
             **base,
         )
 
-    high = int(np.dot(counts, _HIGH_W))
     textish = pfrac >= TEXT_FRACTION or (
         high and (printable + high) / n >= TEXT_FRACTION and _looks_utf8(data)
     )
@@ -415,7 +450,8 @@ def classify(data: bytes, *, _depth: int = 0) -> PayloadVerdict:
     if n >= 48 and _depth < _MAX_DEPTH:
         split = _split_text_header(data)
         if split is not None:
-            body = classify(data[split:], _depth=_depth + 1)
+            body_bytes = data[split:]
+            body = _classify(body_bytes, byte_counts(body_bytes), _depth + 1, exact_z=False)
             if body.cls in (ENCRYPTED, COMPRESSED, ENCODED):
                 return PayloadVerdict(
                     body.cls,
@@ -433,8 +469,9 @@ def classify(data: bytes, *, _depth: int = 0) -> PayloadVerdict:
                     **base,
                 )
 
-    is_random, z, zd = _random_like(data, counts, h)
-    base["entropy_z"] = z
+    is_random, z, deltas_near_random = _random_like(data, counts, h, with_z=exact_z)
+    if exact_z:
+        base["entropy_z"] = z
     if is_random:
         hl = magic.probe_headerless(data)
         if hl is not None:
@@ -458,7 +495,7 @@ def classify(data: bytes, *, _depth: int = 0) -> PayloadVerdict:
             return PayloadVerdict(
                 COMPRESSED, 0.9, reason=f"{headerless.kind}:{headerless.reason}", format=headerless.format, **base
             )
-        framed = _framed_ciphertext(data)
+        framed = _framed_ciphertext(data, h)
         if framed is not None:
             kind, nbytes = framed
             return PayloadVerdict(
@@ -472,7 +509,7 @@ def classify(data: bytes, *, _depth: int = 0) -> PayloadVerdict:
     # tried too, for ciphertext behind a header or a sample cut mid-stream.
     near = h is not None and h >= exp_h - FRAMED_BITS
     for shift in range(8) if near else (0,):
-        novel = _distinct_blocks(data[shift:] if shift else data, 8)
+        novel = _distinct_blocks(data, shift)
         if novel is not None and len(novel) >= 16 and _random_like(novel)[0]:
             return PayloadVerdict(
                 ENCRYPTED, _confidence(len(novel)), reason="repeated_blocks", extra=(("block_offset", shift),), **base
@@ -483,14 +520,15 @@ def classify(data: bytes, *, _depth: int = 0) -> PayloadVerdict:
         extra: tuple[tuple[str, Any], ...] = ()
         off, ln = pb.largest_bytes_field
         if ln >= 32 and _depth < _MAX_DEPTH:
-            inner = classify(data[off : off + ln], _depth=_depth + 1)
+            field_bytes = data[off : off + ln]
+            inner = _classify(field_bytes, byte_counts(field_bytes), _depth + 1, exact_z=False)
             extra = (("embedded", {"class": inner.cls, "confidence": round(inner.confidence, 3), "n": ln}),)
         return PayloadVerdict(BINARY, 0.8, reason="protobuf_wire_format", format="protobuf", extra=extra, **base)
 
     # near-random bytes whose successive differences are also near-random:
     # entropy-coded data.  A flat histogram with structured deltas is a table.
     # (probe_headerless already ran above: FRAMED_BITS > NEAR_RANDOM_BITS)
-    if h is not None and h >= exp_h - NEAR_RANDOM_BITS and zd is not None and zd <= 10 * Z_RANDOM:
+    if h is not None and h >= exp_h - NEAR_RANDOM_BITS and deltas_near_random:
         return PayloadVerdict(COMPRESSED, 0.6, reason="near_random", **base)
     return PayloadVerdict(BINARY, _confidence(n), reason="structured", **base)
 
@@ -571,7 +609,7 @@ def _units(sample: FlowSample, direction: int) -> list[bytes]:
     if sample.proto == "udp":
         spans = [(m.offset, d) for m, d in sample.datagrams(direction)]
     else:
-        spans = [(m.offset, m.data) for m in sample.messages() if m.direction == direction]
+        spans = [(m.offset, m.data) for m in sample_messages(sample) if m.direction == direction]
     out = []
     for off, data in spans:
         if data and not any(o < off + len(data) and o + ln > off for o, ln in gaps):
@@ -581,19 +619,46 @@ def _units(sample: FlowSample, direction: int) -> list[bytes]:
     return out
 
 
-def _units_encrypted(units: list[bytes]) -> dict[str, Any] | None:
-    """Most unit bytes (>= 60%) classify as encrypted on their own."""
+#: Verdicts already reached for one direction, by byte string: the first packet
+#: is often the whole sample, and the first unit the first packet.
+_Seen = dict[bytes, tuple[np.ndarray, PayloadVerdict]]
+
+
+def _measure(seen: _Seen, data: bytes) -> tuple[np.ndarray, PayloadVerdict]:
+    """(byte histogram, verdict) of ``data``, from ``seen`` when the same bytes were judged."""
+    got = seen.get(data)
+    if got is None:
+        counts = byte_counts(data)
+        got = seen[data] = (counts, _classify(data, counts, 0, exact_z=False))
+    return got
+
+
+def _units_encrypted(units: list[bytes], seen: _Seen | None = None) -> dict[str, Any] | None:
+    """Most unit bytes (>= 60%, and >= 64) classify as encrypted on their own.
+
+    A unit shorter than MIN_BYTES never classifies as encrypted, and once the
+    units still to judge cannot reach the thresholds the answer is no: those
+    units are not classified at all.
+    """
     if len(units) < 2:
         return None
-    total = enc = 0
+    seen = {} if seen is None else seen
+    total = sum(len(u) for u in units)
+    need = max(64, 0.6 * total)
+    left = sum(len(u) for u in units if len(u) >= MIN_BYTES)
+    enc = 0
     conf = 0.0
     for u in units:
-        v = classify(u)
-        total += len(u)
+        if enc + left < need:
+            return None
+        if len(u) < MIN_BYTES:
+            continue
+        left -= len(u)
+        v = _measure(seen, u)[1]
         if v.cls == ENCRYPTED:
             enc += len(u)
             conf += v.confidence * len(u)
-    if enc < 64 or enc < 0.6 * total:
+    if enc < need:
         return None
     return {"units": len(units), "encrypted_bytes": enc, "unit_bytes": total, "confidence": conf / enc}
 
@@ -607,26 +672,41 @@ def direction_payload(
     whole is only near-random or structured: per-unit cleartext headers
     (QUIC, DTLS, custom framing) hide ciphertext from whole-stream statistics.
     """
-    verdict = classify(data)
+    return _direction_payload(data, first_packet, gap_bytes, lambda: units or [])
+
+
+def _direction_payload(
+    data: bytes, first_packet: bytes | None, gap_bytes: int, units: Callable[[], list[bytes]]
+) -> dict[str, Any]:
+    """``direction_payload`` with the units fetched only when the verdict asks for them.
+
+    Every byte string is measured once: the histogram of the sample feeds the
+    classifier and ent's battery, and equal strings (first packet, units)
+    reuse the verdict already reached.
+    """
+    counts = byte_counts(data)
+    verdict = _classify(data, counts, 0)
+    seen: _Seen = {data: (counts, verdict)}
     p = verdict.to_dict()
-    if units and verdict.reason in ("near_random", "structured"):
-        found = _units_encrypted(units)
+    if verdict.reason in ("near_random", "structured"):
+        found = _units_encrypted(units(), seen)
         if found is not None:
             p["class"] = ENCRYPTED
             p["confidence"] = _r(found.pop("confidence") * 0.95, 3)
             p["reason"] = "units_encrypted"
             p["units"] = found
     if data:
-        counts = byte_counts(data)
-        battery = ent_battery(data, counts).to_dict()
+        battery = ent_battery(data, counts, entropy=verdict.entropy).to_dict()
         battery.pop("n", None)
         battery.pop("entropy", None)
         p.update(battery)
-        p["fet"] = fet_features(data[:1460] if first_packet is None else first_packet).to_dict()
+        fet_bytes = data[:1460] if first_packet is None else first_packet
+        fet_counts = seen[fet_bytes][0] if fet_bytes in seen else None
+        p["fet"] = fet_features(fet_bytes, fet_counts).to_dict()
     if gap_bytes:
         p["gap_bytes"] = gap_bytes
     if first_packet is not None and len(first_packet) > 0:
-        fv = classify(first_packet)
+        fv = _measure(seen, first_packet)[1]
         p["first_packet"] = {"class": fv.cls, "confidence": _r(fv.confidence, 3), "n": fv.n}
         if fv.format:
             p["first_packet"]["format"] = fv.format
@@ -642,8 +722,9 @@ def analyze(sample: FlowSample) -> dict[str, Any]:
         data = strip_gaps(raw, gaps) if gaps else raw
         try:
             first = _packet_bytes(sample, direction)
-            units = _units(sample, direction)
-            result[name] = direction_payload(data, first, len(raw) - len(data), units)
+            result[name] = _direction_payload(
+                data, first, len(raw) - len(data), lambda d=direction: _units(sample, d)
+            )
         except Exception:  # an analyzer bug must not lose the flow record
             log.exception("payload analysis failed for %s direction", name)
             result[name] = {"n": len(data), "entropy": None, "class": UNKNOWN, "reason": "analyzer_error"}

@@ -14,6 +14,7 @@ import importlib
 import ipaddress
 import logging
 import re
+from functools import lru_cache
 from typing import Any
 
 from netan.sample import IN, OUT, FlowSample
@@ -28,6 +29,9 @@ L7_NAMES = ("tls", "quic", "dtls", "http", "http2", "dns", "ssh", "rtp", "stun",
 MAX_H2_FRAMES = 256
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def escape_text(value: bytes | str, limit: int = 256) -> str:
     """Printable, bounded text: control characters as \\xNN, at most ``limit`` characters.
 
@@ -36,6 +40,8 @@ def escape_text(value: bytes | str, limit: int = 256) -> str:
     """
     if isinstance(value, bytes):
         value = value[: limit * 4].decode("utf-8", "backslashreplace")
+    if len(value) < limit and not _CONTROL.search(value):
+        return value  # nothing to escape or cut: the usual header or path
     out: list[str] = []
     size = 0
     for ch in value:
@@ -184,8 +190,15 @@ def _udp_media(sample: FlowSample) -> str | None:
 
 def local_only(sample: FlowSample) -> bool:
     """Multicast and broadcast: local discovery chatter, never egress."""
+    return _local_address(sample.dst_ip)
+
+
+@lru_cache(maxsize=4096)
+def _local_address(text: str) -> bool:
+    """Is ``text`` a multicast or the broadcast address?  Memoised: flows to
+    one destination repeat it, and ipaddress parses in pure Python."""
     try:
-        addr = ipaddress.ip_address(sample.dst_ip)
+        addr = ipaddress.ip_address(text)
     except ValueError:
         return False
     return addr.is_multicast or str(addr) == "255.255.255.255"
@@ -280,7 +293,7 @@ def analyze(sample: FlowSample) -> dict[str, Any]:
             l7 = _udp_media(sample) or l7
 
     if l7 in ("tls", "dtls"):
-        evidence = framing.tls_findings([u for u in framing.units_from_sample(sample) if u.index == 0])
+        evidence = framing.tls_findings(framing.first_units(sample))
     elif l7 in ("quic", "ssh", "dns", "rtp", "stun", "wireguard") or local_only(sample):
         evidence = []  # encryption (or none) explained by the protocol itself; or not egress
     else:

@@ -17,8 +17,12 @@ from __future__ import annotations
 import bisect
 import ipaddress
 import logging
+import re
+import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import lru_cache
+from operator import itemgetter
 from typing import Any, Iterable
 
 from netan.analyzers import fingerprints as fp
@@ -193,31 +197,32 @@ ALERT_NAMES = {
 class _Reader:
     """A cursor over bytes whose reads return ``None`` instead of running past the end."""
 
-    __slots__ = ("data", "pos")
+    __slots__ = ("data", "end", "pos")
 
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.pos = 0
+        self.end = len(data)
 
     @property
     def remaining(self) -> int:
-        return len(self.data) - self.pos
+        return self.end - self.pos
 
     def uint(self, n: int) -> int | None:
-        if self.pos + n > len(self.data):
-            self.pos = len(self.data)
+        pos = self.pos
+        if pos + n > self.end:
+            self.pos = self.end
             return None
-        value = int.from_bytes(self.data[self.pos : self.pos + n], "big")
-        self.pos += n
-        return value
+        self.pos = pos + n
+        return int.from_bytes(self.data[pos : pos + n], "big")
 
     def take(self, n: int) -> bytes | None:
-        if self.pos + n > len(self.data):
-            self.pos = len(self.data)
+        pos = self.pos
+        if pos + n > self.end:
+            self.pos = self.end
             return None
-        chunk = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return chunk
+        self.pos = pos + n
+        return self.data[pos : pos + n]
 
     def vector(self, len_bytes: int) -> tuple[bytes, bool] | None:
         """A length-prefixed vector: (bytes, complete). Short data gives what is there."""
@@ -236,7 +241,7 @@ def _u16_list(data: bytes, anomalies: list[str], what: str) -> tuple[int, ...]:
     if count > MAX_LIST_ITEMS:
         _flag(anomalies, f"{what}_too_many")
         count = MAX_LIST_ITEMS
-    return tuple(int.from_bytes(data[i * 2 : i * 2 + 2], "big") for i in range(count))
+    return struct.unpack_from(f">{count}H", data)
 
 
 def _flag(anomalies: list[str], name: str) -> None:
@@ -339,7 +344,14 @@ def _parse_extension_block(r: _Reader, anomalies: list[str]) -> list[tuple[int, 
     return out
 
 
+#: What a host name may hold: ASCII letters, digits and "-._*" (wildcards seen in the wild).
+_SNI_CHARS = re.compile(r"[A-Za-z0-9._*-]+")
+
+
+@lru_cache(maxsize=4096)
 def _is_ip_literal(text: str) -> bool:
+    """Memoised: clients name the same hosts again and again, and a failed
+    ipaddress parse (the usual case) costs an exception."""
     try:
         ipaddress.ip_address(text.strip("[]"))
         return True
@@ -382,7 +394,7 @@ def _decode_sni(ext: bytes, anomalies: list[str]) -> str | None:
             _flag(anomalies, f"sni_{f}")
         if len(raw) > 253:
             _flag(anomalies, "sni_too_long")
-        if text and not all(c.isascii() and (c.isalnum() or c in "-._*") for c in text):
+        if text and not _SNI_CHARS.fullmatch(text):
             _flag(anomalies, "sni_invalid_chars")
         if text and _is_ip_literal(text):
             _flag(anomalies, "sni_ip_literal")  # RFC 6066 §3 forbids literal IPs
@@ -630,10 +642,11 @@ def parse_records(
     gaps = tuple(gaps)
     out: list[Record] = []
     pos = start
-    while pos < len(data) and len(out) < MAX_RECORDS:
-        if pos + 5 > len(data):
+    n = len(data)
+    while pos < n and len(out) < MAX_RECORDS:
+        if pos + 5 > n:
             break  # header cut by the sample cap
-        if _in_gap(gaps, pos, pos + 5):
+        if gaps and _in_gap(gaps, pos, pos + 5):
             _flag(anomalies, "sample_gap")
             break
         ct, version = data[pos], int.from_bytes(data[pos + 1 : pos + 3], "big")
@@ -646,9 +659,9 @@ def parse_records(
             break
         if length == 0 and ct in (ContentType.HANDSHAKE, ContentType.ALERT, ContentType.CHANGE_CIPHER_SPEC):
             _flag(anomalies, "empty_record")  # RFC 8446 §5.1 forbids these
-        available = min(length, len(data) - pos - 5)
+        available = min(length, n - pos - 5)
         out.append(Record(pos, ct, version, length, available))
-        if _in_gap(gaps, pos + 5, pos + 5 + available):
+        if gaps and _in_gap(gaps, pos + 5, pos + 5 + available):
             _flag(anomalies, "sample_gap")
             break
         pos += 5 + length
@@ -789,7 +802,7 @@ def _record_times(sample: FlowSample, direction: int) -> tuple[list[int], list[f
     """Offsets and times of payload packets of one direction, sorted by offset."""
     marks = sorted(
         ((m.offset, m.ts) for m in sample.packets if m.direction == direction and m.length > 0),
-        key=lambda x: x[0],
+        key=itemgetter(0),
     )
     return [o for o, _ in marks], [t for _, t in marks]
 
@@ -915,12 +928,16 @@ def _analyze(sample: FlowSample) -> dict[str, Any] | None:
     hrr = False
     ch: ClientHello | None = None
     sh: ServerHello | None = None
+    first: HandshakeMessage | None = None
+    first_hello: ServerHello | None = None  # parsed once, reused below unless an HRR re-reads
     if sv and sv.how != "sslv2":
         _collect_handshake(sv, after_ccs=False)
         first = next((m for m in sv.messages if m.msg_type == HandshakeType.SERVER_HELLO), None)
-        if first is not None and parse_server_hello(first.body, complete=first.complete).is_hrr:
-            hrr = True
-            _collect_handshake(sv, after_ccs=True)
+        if first is not None:
+            first_hello = parse_server_hello(first.body, complete=first.complete)
+            if first_hello.is_hrr:
+                hrr = True
+                _collect_handshake(sv, after_ccs=True)
     if cl and cl.records:  # after an SSLv2-format hello, the TLS records that follow
         _collect_handshake(cl, after_ccs=hrr)
 
@@ -951,7 +968,7 @@ def _analyze(sample: FlowSample) -> dict[str, Any] | None:
     if sv:
         for m in sv.messages:
             if m.msg_type == HandshakeType.SERVER_HELLO:
-                parsed = parse_server_hello(m.body, complete=m.complete)
+                parsed = first_hello if m is first else parse_server_hello(m.body, complete=m.complete)
                 if sh is None or sh.is_hrr:
                     sh = parsed
             elif m.msg_type == HandshakeType.CERTIFICATE and not server_certs:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import unicodedata
+from functools import lru_cache
 from typing import Any
 
 __all__ = ["summarize", "safe_text", "MAX_CERT_BYTES", "MAX_SANS"]
@@ -27,6 +29,11 @@ MAX_SANS = 64
 MAX_NAME_CHARS = 512
 
 
+# What safe_text changes in ASCII text: control characters and DEL (and backslashes).
+_ASCII_CONTROL = re.compile("[\x00-\x1f\x7f\\\\]")
+_ASCII_CONTROL_ONLY = re.compile("[\x00-\x1f\x7f]")
+
+
 def safe_text(value: str, limit: int, *, escape_backslash: bool = True) -> tuple[str, list[str]]:
     """Escape control/format characters and bound the length of a wire string.
 
@@ -37,6 +44,8 @@ def safe_text(value: str, limit: int, *, escape_backslash: bool = True) -> tuple
     Unicode format characters (bidi overrides, zero-width) are escaped because
     they make a log line read differently from what it contains.
     """
+    if len(value) <= limit and value.isascii() and not (_ASCII_CONTROL if escape_backslash else _ASCII_CONTROL_ONLY).search(value):
+        return value, []  # plain ASCII within the limit: nothing to escape (host names, most DNs)
     flags: list[str] = []
     out: list[str] = []
     size = 0
@@ -220,8 +229,23 @@ def _spki_fallback(cert: Any) -> tuple[str, int | None, str | None]:
     return name, (bits[2] - bits[1] - 1) * 8, None  # minus the unused-bits octet
 
 
+#: Distinct certificates whose summaries are kept (a server's certificate
+#: recurs in every flow to it; parsing and signature checks dominate the cost).
+SUMMARY_CACHE = 128
+
+
 def summarize(der: bytes) -> dict[str, Any]:
-    """Summarise one DER certificate; never raises."""
+    """Summarise one DER certificate; never raises.
+
+    Summaries are memoised by the DER bytes (a pure function of them, bounded
+    LRU); every call returns its own copy, so callers may edit it.
+    """
+    return {k: list(v) if isinstance(v, list) else v for k, v in _summary(bytes(der)).items()}
+
+
+@lru_cache(maxsize=SUMMARY_CACHE)
+def _summary(der: bytes) -> dict[str, Any]:
+    """The summary of ``summarize``, shared between calls: never modify it."""
     sha1 = hashlib.sha1(der, usedforsecurity=False).hexdigest()
     sha256 = hashlib.sha256(der).hexdigest()  # Zeek's x509.log fingerprint
     if len(der) > MAX_CERT_BYTES:
