@@ -79,7 +79,7 @@ def main() -> int:
         subprocess.run(["ip", "netns", "del", a], capture_output=True)
         subprocess.run(["ip", "netns", "del", b], capture_output=True)
     ok = [r for r in rows if r["kernel_drops"] == 0 and r["netan_packets"] >= r["sent"]]
-    print("\n| rate (pkt/s) | sent | read by netan | drops | netan CPU s | peak RSS MB (max over children) |")
+    print("\n| rate (pkt/s) | sent | read by netan | drops | CPU s (netan + its tcpdump) | peak RSS MB (largest process) |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['rate_pps']} | {r['sent']} | {r['netan_packets']} | {r['kernel_drops']} | {r['cpu_s']} | "

@@ -9,6 +9,7 @@ one a single process writes (tests check it).
 """
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 from collections import Counter, deque
@@ -74,10 +75,19 @@ class AnalyzerRunner:
 
     def start(self) -> None:
         """Fork the workers now: before any thread starts (forking a threaded process can
-        copy a lock some other thread holds)."""
+        copy a lock some other thread holds) and before the flow table grows (a worker
+        forked later starts with a copy of it in its resident set).
+
+        The objects alive at the fork are frozen out of the cyclic collector meanwhile:
+        a worker's collections would otherwise write to every inherited object's header
+        and so copy the parent's pages one by one (gc.freeze's documented purpose)."""
         if self.pool is None and self.workers > 0:
             # fork: workers inherit the loaded analyzers; nothing is pickled but the batches
-            self.pool = mp.get_context("fork").Pool(self.workers)
+            gc.freeze()
+            try:
+                self.pool = mp.get_context("fork").Pool(self.workers)
+            finally:
+                gc.unfreeze()
 
     def _submit(self) -> None:
         if not self.batch:

@@ -123,6 +123,7 @@ def analyze_captures(paths: list[str], opts: RunOptions,
 
         # nothing to analyse: no worker processes to feed
         runner = AnalyzerRunner(analyzers, finished, workers=opts.workers if analyzers.loaded else 0)
+        runner.start()  # while this process is small (see AnalyzerRunner.start)
 
         # Without analyzers only DHCP flows need their sample (address bindings): the rest skip it.
         every_sample = bool(analyzers.loaded) or stages.crossflow is not None
