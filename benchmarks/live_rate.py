@@ -64,13 +64,16 @@ def main() -> int:
                             str(pcap)], check=True, capture_output=True)
             sent_s = time.time() - t0
             time.sleep(1.0)
+            t_stop = time.time()
             proc.send_signal(signal.SIGTERM)
             proc.communicate(timeout=600)
+            stop_s = time.time() - t_stop  # 1.2 s of last reads, then the backlog and the flush
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             s = json.loads((out / "summary.json").read_text())
             drops = s["capture"]["dropped_by_kernel"] + s["capture"]["dropped_by_interface"]
             row = {"rate_pps": rate, "sent": args.packets, "send_s": round(sent_s, 2),
                    "netan_packets": s["counts"]["packets"], "kernel_drops": drops,
+                   "max_backlog_chunks": s["capture"].get("max_backlog_chunks"), "stop_s": round(stop_s, 2),
                    "cpu_s": round((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), 2),
                    "peak_rss_mb": round(after.ru_maxrss / 1024, 1)}
             rows.append(row)
@@ -79,11 +82,12 @@ def main() -> int:
         subprocess.run(["ip", "netns", "del", a], capture_output=True)
         subprocess.run(["ip", "netns", "del", b], capture_output=True)
     ok = [r for r in rows if r["kernel_drops"] == 0 and r["netan_packets"] >= r["sent"]]
-    print("\n| rate (pkt/s) | sent | read by netan | drops | CPU s (netan + its tcpdump) | peak RSS MB (largest process) |")
-    print("|---|---|---|---|---|---|")
+    print("\n| rate (pkt/s) | sent | read by netan | drops | max backlog (chunks of 64) | SIGTERM to exit s "
+          "| CPU s (netan + its tcpdump) | peak RSS MB (largest process) |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['rate_pps']} | {r['sent']} | {r['netan_packets']} | {r['kernel_drops']} | {r['cpu_s']} | "
-              f"{r['peak_rss_mb']} |")
+        print(f"| {r['rate_pps']} | {r['sent']} | {r['netan_packets']} | {r['kernel_drops']} | "
+              f"{r['max_backlog_chunks']} | {r['stop_s']} | {r['cpu_s']} | {r['peak_rss_mb']} |")
     print(f"\nhighest rate with zero drops: {max((r['rate_pps'] for r in ok), default='none')}")
     return 0
 

@@ -129,6 +129,7 @@ class LiveRunner:
         self.stop_requested = False
         self.reload_requested = False
         self.flows_written = 0
+        self.max_backlog = 0  # the reader's queue at its fullest: how far behind the engine fell
         self.chains = 0
         self.chunk = None
         self.chunk_opened = 0.0
@@ -193,6 +194,7 @@ class LiveRunner:
                     break
                 continue
             if chunk:
+                self.max_backlog = max(self.max_backlog, self.queue.qsize() + 1)
                 self._feed(chunk)
             self._emit()
             now = time.monotonic()
@@ -420,7 +422,9 @@ class LiveRunner:
             "schema": SCHEMA, "netan_version": __version__, "command": "live",
             "inputs": [{"interface": self.opts.iface, "bpf": self.opts.bpf}],
             "counts": {"flows": self.flows_written, "chains": self.chains, **eng},
-            "capture": {"tool": "tcpdump", **vars(self.capture_stats)},
+            "capture": {"tool": "tcpdump", **vars(self.capture_stats),
+                        # chunks read from the pipe but not yet processed, at most (queue of 64)
+                        "max_backlog_chunks": self.max_backlog},
             "interface_events": self.iface_events,
             "skipped": self.problems.as_dict(),
             "analyzers": self.analyzers.summary(),
@@ -445,6 +449,8 @@ class LiveRunner:
             f'netan_capture_dropped_total{{by="kernel"}} {kernel}',
             f'netan_capture_dropped_total{{by="interface"}} {iface}',
             "# TYPE netan_chains gauge", f"netan_chains {self.chains}",
+            "# HELP netan_backlog_chunks Chunks read from the capture pipe, not yet processed.",
+            "# TYPE netan_backlog_chunks gauge", f"netan_backlog_chunks {self.queue.qsize()}",
             "# TYPE netan_skipped_records_total counter", f"netan_skipped_records_total {self.problems.count}",
             "# TYPE netan_last_context_load_timestamp_seconds gauge",
             f"netan_last_context_load_timestamp_seconds {self.ctx_loaded_at or 0}",
