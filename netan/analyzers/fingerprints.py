@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable, Protocol, Sequence
+from typing import Any, Iterable, NamedTuple, Protocol, Sequence
 
 __all__ = [
     "ClientHelloLike",
@@ -138,30 +138,25 @@ def ja4_parts(ch: ClientHelloLike, transport: str = "t", *, original_order: bool
     return part_a, part_b, part_c
 
 
-@dataclass(frozen=True, slots=True)
-class _Hello:
-    """Just the ClientHelloLike fields, hashable: the fingerprints are memoised by them.
+class _Hello(NamedTuple("_HelloFields", [(name, tuple) for name in ClientHelloLike.__annotations__])):
+    """Just the ClientHelloLike fields (lists as tuples), hashable: the fingerprints are
+    memoised by them.
 
     One client stack offers the same lists in every connection (the random,
     session id and key shares that differ are no input), so a fingerprint is
     computed once per stack rather than once per flow.
     """
 
-    legacy_version: int
-    cipher_suites: tuple[int, ...]
-    extensions: tuple[int, ...]
-    has_sni: bool
-    alpn: tuple[bytes, ...]
-    supported_versions: tuple[int, ...]
-    signature_algorithms: tuple[int, ...]
-    supported_groups: tuple[int, ...]
-    ec_point_formats: tuple[int, ...]
+    __slots__ = ()
 
     @classmethod
     def of(cls, ch: ClientHelloLike) -> _Hello:
-        return cls(ch.legacy_version, tuple(ch.cipher_suites), tuple(ch.extensions), bool(ch.has_sni),
-                   tuple(ch.alpn), tuple(ch.supported_versions), tuple(ch.signature_algorithms),
-                   tuple(ch.supported_groups), tuple(ch.ec_point_formats))
+        return cls(*(_frozen(getattr(ch, name)) for name in cls._fields))
+
+
+def _frozen(value: Any) -> Any:
+    """A list-like field as a tuple, a scalar as it is: hashable either way."""
+    return tuple(value) if isinstance(value, (list, tuple)) else value
 
 
 #: Distinct client stacks whose fingerprints are kept.
