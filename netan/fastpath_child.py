@@ -20,9 +20,11 @@ reads in line.
 """
 from __future__ import annotations
 
+import logging
 import mmap
 import multiprocessing as mp
 import os
+import pickle
 import queue
 from typing import Iterator
 
@@ -34,6 +36,8 @@ from netan.problems import InputError
 from netan.sources.pcap import CaptureInfo, open_capture
 
 __all__ = ["decoded_chunks"]
+
+log = logging.getLogger(__name__)
 
 #: Chunks the child may run ahead of the engine (each up to ~8 MB of arrays).
 AHEAD = 4
@@ -115,6 +119,14 @@ def _widened(obj):  # noqa: ANN001, ANN202
     return obj
 
 
+def _inline_after(path: str, skip: int, infos: list[CaptureInfo],
+                  unreadable: list[InputError]) -> Iterator[tuple[Chunk, Decodedv | None]]:
+    """The chunks after the first ``skip``, read in this process (their problems with them)."""
+    for i, chunk in enumerate(read_chunks([path], infos, unreadable)):
+        if i >= skip:
+            yield chunk, decode_chunk(chunk) if len(chunk) else None
+
+
 def _widen_pipe(q: mp.Queue) -> None:
     """A 1 MB pipe under the queue (Linux F_SETPIPE_SZ): each chunk's arrays cross in a
     few large writes instead of many 64 KB ones, each of which wakes the other side."""
@@ -133,16 +145,28 @@ def _from_child(path: str, mm: mmap.mmap, infos: list[CaptureInfo],
     _widen_pipe(q)
     child = ctx.Process(target=_child, args=(path, q), name="netan-reader", daemon=True)
     child.start()
+    try:
+        q._writer.close()  # type: ignore[attr-defined]  # only the child writes: its death is an EOF here
+    except (AttributeError, OSError):
+        pass
     dropped = 0
+    delivered = 0  # chunks handed on: the in-line reader makes the same chunks, in the same order
     try:
         while True:
             try:
                 kind, a, b = q.get(timeout=1.0)
             except queue.Empty:
-                if not child.is_alive():
-                    raise RuntimeError(f"the reader process for {path} ended without a result "
-                                       f"(exit status {child.exitcode})") from None
-                continue
+                if child.is_alive():
+                    continue
+                kind = None
+            except (EOFError, OSError, pickle.UnpicklingError):
+                kind = None
+            if kind is None:  # the child died (killed, out of memory): go on without it
+                child.join(timeout=1.0)
+                log.warning("the reader process for %s ended (exit status %s); reading on in this process",
+                            path, child.exitcode)
+                yield from _inline_after(path, delivered, infos, unreadable)
+                return
             if kind == _ERROR:
                 raise a
             if kind == _END:
@@ -154,6 +178,7 @@ def _from_child(path: str, mm: mmap.mmap, infos: list[CaptureInfo],
             if chunk.buf is None:
                 chunk.buf = mm  # type: ignore[assignment]
             yield chunk, b
+            delivered += 1
             if len(chunk) and chunk.buf is mm:
                 # pages before this chunk are done with: keep the resident set flat
                 dropped = _drop_pages(mm, dropped, int(chunk.roff[0]))

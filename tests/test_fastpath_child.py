@@ -91,3 +91,29 @@ def test_engine_flows_equal_with_and_without_the_child(monkeypatch) -> None:
         return [(fs.to_record(), fs.to_sample()) for fs in out]
 
     assert run("child") == run("inline")
+
+
+def test_a_child_that_dies_is_replaced_by_reading_in_line(monkeypatch, caplog, tmp_path: Path) -> None:
+    """Killed mid-run (say by the OOM killer): the parent reads on itself, nothing lost or doubled."""
+    import os
+
+    import netan.fastpath_read as fastpath_read
+
+    monkeypatch.setattr(fastpath_read, "CHUNK_BYTES", 5_000)  # the demo capture in many chunks
+    parent = os.getpid()
+    real = child.decode_chunk
+    calls = {"n": 0}
+
+    def dying(chunk):
+        calls["n"] += 1
+        if os.getpid() != parent and calls["n"] == 3:
+            os._exit(9)
+        return real(chunk)
+
+    monkeypatch.setattr(child, "decode_chunk", dying)
+    got = _collect(DEMO, monkeypatch, "child")
+    assert "ended (exit status 9); reading on in this process" in caplog.text
+    monkeypatch.setattr(child, "decode_chunk", real)
+    want = _collect(DEMO, monkeypatch, "inline")
+    assert [c[0] for c in got[0]] == [c[0] for c in want[0]] and len(want[0]) > 3
+    assert got[1:] == want[1:]
