@@ -7,7 +7,6 @@ dispatcher and then the cross-flow pass, the way the engine runs them.
 from __future__ import annotations
 
 import json
-import os
 import random
 from pathlib import Path
 
@@ -83,7 +82,7 @@ def _rc4_flows(n: int, key: bytes, rng: random.Random) -> list[FlowSample]:
 
 
 def test_crossflow_keystream_reuse_rc4() -> None:
-    records = run(_rc4_flows(3, os.urandom(16), random.Random(1)))
+    records = run(_rc4_flows(3, random.Random(101).randbytes(16), random.Random(1)))
     assert all("keystream_reuse" in r["framing"] for r in records)
     ev = [e for r in records for e in r["framing_evidence"] if e["scope"] == "flows"]
     assert {e["other_flow"] for e in ev} == {"F0", "F1", "F2"}
@@ -93,14 +92,14 @@ def test_crossflow_fresh_keys_claim_nothing() -> None:
     rng = random.Random(2)
     flows = []
     for i in range(5):
-        k = AESGCM.generate_key(bit_length=128)
-        n = os.urandom(12)
+        k = rng.randbytes(16)
+        n = rng.randbytes(12)
         flows.append(sample_from_messages([(OUT, n + AESGCM(k).encrypt(n, b"x" * rng.randrange(50, 400), None)), (IN, b"OK")], src=("10.0.0.2", 40000 + i)))
     assert all(not r["framing"] for r in run(flows))
 
 
 def test_crossflow_different_clients_not_compared() -> None:
-    key = os.urandom(16)
+    key = random.Random(103).randbytes(16)
     flows = _rc4_flows(2, key, random.Random(3))
     other = flows[1]
     flows[1] = FlowSample(other.proto, "10.0.0.99", other.src_port, other.dst_ip, other.dst_port, other.out, other.inb, packets=other.packets)
@@ -133,8 +132,8 @@ def test_passive_dns_picks_the_name_current_at_flow_time() -> None:
 def test_crossflow_memory_is_bounded() -> None:
     cfg = CrossFlowConfig(max_destinations=50, max_addresses=100, max_flagged_flows=20)
     cf = CrossFlowAnalyzer(cfg)
-    key = os.urandom(16)
     rng = random.Random(4)
+    key = rng.randbytes(16)
     for i in range(600):
         s = _rc4_flows(1, key, rng)[0]
         s = FlowSample("tcp", "10.0.0.2", 40000 + i, f"198.51.{i % 200}.{i % 7}", 7000, s.out, s.inb, packets=s.packets)
@@ -156,7 +155,10 @@ def _dns_query_flow(name: str, i: int, client: str = "10.0.0.2") -> FlowSample:
 def test_dns_tunnel_in_query_names() -> None:
     import base64
 
-    data = Cipher(ARC4(os.urandom(16)), mode=None).encryptor().update(b"contacts: alice +4917000000, bob +4917111111; sms: code 4471" * 3)
+    # A fixed key: with a random one, about 1 run in 1,000 one of the four 48-character
+    # labels happens to look too regular, and the test would flake.
+    data = Cipher(ARC4(random.Random(11).randbytes(16)), mode=None).encryptor().update(
+        b"contacts: alice +4917000000, bob +4917111111; sms: code 4471" * 3)
     names = [base64.b32encode(data[i * 30 : i * 30 + 30]).decode().rstrip("=").lower() + f".s{i}.t.exfil.example" for i in range(4)]
     records = run([_dns_query_flow(n, i) for i, n in enumerate(names)])
     assert all(r["l7"] == "dns" for r in records)
@@ -177,7 +179,8 @@ def test_dns_hash_lookups_and_cdn_names_not_tunnels() -> None:
 
 
 def test_dns_tunnel_needs_several_names_from_one_client() -> None:
-    names = [os.urandom(24).hex() + ".t.exfil.example" for _ in range(4)]
+    rng = random.Random(105)
+    names = [rng.randbytes(24).hex() + ".t.exfil.example" for _ in range(4)]
     records = run([_dns_query_flow(n, i, client=f"10.0.0.{i + 10}") for i, n in enumerate(names)])
     assert not any(r["framing"] for r in records)
 
@@ -208,7 +211,8 @@ def test_beacon_one_message_per_connection_pooled() -> None:
     from cryptography.hazmat.primitives import padding
     from cryptography.hazmat.primitives.ciphers import algorithms, modes
 
-    key, iv = os.urandom(16), os.urandom(16)
+    rng = random.Random(106)
+    key, iv = rng.randbytes(16), rng.randbytes(16)
     flows = []
     for i, n in enumerate((1200, 800, 1600, 1000, 700)):
         p = padding.PKCS7(128).padder()
@@ -224,8 +228,9 @@ def test_beacon_one_message_per_connection_pooled() -> None:
 def test_pool_verdict_survives_eviction() -> None:
     cf = CrossFlowAnalyzer(CrossFlowConfig(pooled_units=3))
     flows = []
+    rng = random.Random(107)
     for i in range(6):
-        ct = os.urandom(16) + os.urandom(16 * (5 + i))
+        ct = rng.randbytes(16) + rng.randbytes(16 * (5 + i))
         flows.append(sample_from_messages([(OUT, len(ct).to_bytes(2, "big") + ct), (IN, b"ok")], src=("10.0.0.2", 42000 + i)))
     records = run(flows, cf)
     assert all("length_prefixed" in r["framing"] for r in records)
@@ -233,5 +238,5 @@ def test_pool_verdict_survives_eviction() -> None:
 
 def test_pool_random_lengths_claim_nothing() -> None:
     rng = random.Random(9)
-    flows = [sample_from_messages([(OUT, os.urandom(rng.randrange(60, 1500))), (IN, b"ok")], src=("10.0.0.2", 43000 + i)) for i in range(40)]
+    flows = [sample_from_messages([(OUT, rng.randbytes(rng.randrange(60, 1500))), (IN, b"ok")], src=("10.0.0.2", 43000 + i)) for i in range(40)]
     assert not any(r["framing"] for r in run(flows))
