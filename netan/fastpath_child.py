@@ -49,8 +49,7 @@ def decoded_chunks(paths: list[str], infos: list[CaptureInfo],
     """``(chunk, decode_chunk(chunk))`` for every chunk of ``paths`` (None for an empty chunk)."""
     mapped = _mapped_capture(paths)
     if mapped is None:
-        for chunk in read_chunks(paths, infos, unreadable):
-            yield chunk, decode_chunk(chunk) if len(chunk) else None
+        yield from _inline(paths, infos, unreadable)
         return
     yield from _from_child(paths[0], mapped, infos, unreadable)
 
@@ -119,10 +118,11 @@ def _widened(obj):  # noqa: ANN001, ANN202
     return obj
 
 
-def _inline_after(path: str, skip: int, infos: list[CaptureInfo],
-                  unreadable: list[InputError]) -> Iterator[tuple[Chunk, Decodedv | None]]:
-    """The chunks after the first ``skip``, read in this process (their problems with them)."""
-    for i, chunk in enumerate(read_chunks([path], infos, unreadable)):
+def _inline(paths: list[str], infos: list[CaptureInfo], unreadable: list[InputError],
+            skip: int = 0) -> Iterator[tuple[Chunk, Decodedv | None]]:
+    """Read and decode in this process; the first ``skip`` chunks (and their problems) are
+    left out: a child that died had handed them on already."""
+    for i, chunk in enumerate(read_chunks(paths, infos, unreadable)):
         if i >= skip:
             yield chunk, decode_chunk(chunk) if len(chunk) else None
 
@@ -165,7 +165,7 @@ def _from_child(path: str, mm: mmap.mmap, infos: list[CaptureInfo],
                 child.join(timeout=1.0)
                 log.warning("the reader process for %s ended (exit status %s); reading on in this process",
                             path, child.exitcode)
-                yield from _inline_after(path, delivered, infos, unreadable)
+                yield from _inline([path], infos, unreadable, skip=delivered)
                 return
             if kind == _ERROR:
                 raise a
