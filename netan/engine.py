@@ -16,7 +16,7 @@ from netan.decode import DecodeError, Decoder, NotIP
 from netan.flows import FlowConfig, FlowState, FlowTable
 from netan.problems import InputError, Problems
 from netan.sample import FlowSample
-from netan.sources.pcap import CaptureInfo, RawPacket, read_packets
+from netan.sources.pcap import CaptureInfo, RawPacket, open_input, read_packets
 
 __all__ = ["Engine", "EngineStats", "merged_packets", "flow_states", "flow_samples"]
 
@@ -109,22 +109,19 @@ def merged_packets(paths: Iterable[str], problems: Problems, infos: list[Capture
     """
     streams = []
     for path in paths:
-        info = CaptureInfo(path)
-        try:
-            it = read_packets(path, problems, info)
-            first = next(it, None)  # opens the file now, so errors surface here
-        except InputError as e:
-            unreadable.append(e)
-            info.format = "unreadable"
-            infos.append(info)
-            continue
-        infos.append(info)
-        if first is not None:
-            streams.append(_chain(first, it))
+        # the first packet is read now, so a file that cannot be opened is reported here
+        opened = open_input(path, lambda info, path=path: _started(read_packets(path, problems, info)),
+                            infos, unreadable)
+        if opened is not None and opened[0] is not None:
+            streams.append(_chain(*opened))
     if len(streams) == 1:
         yield from streams[0]
     else:
         yield from heapq.merge(*streams, key=lambda p: p.ts)
+
+
+def _started(packets: Iterator[RawPacket]) -> tuple[RawPacket | None, Iterator[RawPacket]]:
+    return next(packets, None), packets
 
 
 def _chain(first: RawPacket, rest: Iterator[RawPacket]) -> Iterator[RawPacket]:

@@ -39,7 +39,7 @@ from netan.problems import InputError, Problem, Problems
 from netan.walk import walk_pcap
 from netan.sources.pcap import (BT_EPB, BT_IDB, BT_SPB, MAX_RECORD, PCAP_MAGICS, PCAPNG_BOM, PCAPNG_SHB, READ_CHUNK,
                                 _tsresol, CaptureInfo, RawPacket, _read_pcap, _read_pcapng, _Stream,
-                                open_capture, read_packets, sniff_format)
+                                counted, open_capture, open_input, read_packets, sniff_format)
 
 __all__ = ["Chunk", "PipeSource", "pipe_chunks", "read_chunks", "CHUNK_BYTES"]
 
@@ -96,16 +96,9 @@ class _EventProblems(Problems):
 def read_chunks(paths: list[str], infos: list[CaptureInfo], unreadable: list[InputError]) -> Iterator[Chunk]:
     """Every packet of ``paths`` as one capture, in chunks (see the module contract)."""
     if len(paths) == 1:
-        info = CaptureInfo(paths[0])
-        try:
-            it = _file_chunks(paths[0], info)
-        except InputError as e:
-            unreadable.append(e)
-            info.format = "unreadable"
-            infos.append(info)
-            return
-        infos.append(info)
-        yield from it
+        it = open_input(paths[0], lambda info: _file_chunks(paths[0], info), infos, unreadable)
+        if it is not None:
+            yield from it
         return
     yield from _merge(paths, infos, unreadable)
 
@@ -175,15 +168,10 @@ def _merge(paths: list[str], infos: list[CaptureInfo], unreadable: list[InputErr
     sources: list[_Source] = []
     head_events: list[Problem] = []
     for path in paths:
-        info = CaptureInfo(path)
-        try:
-            src = _Source(len(sources), _file_chunks(path, info))
-        except InputError as e:
-            unreadable.append(e)
-            info.format = "unreadable"
-            infos.append(info)
+        chunks = open_input(path, lambda info, path=path: _file_chunks(path, info), infos, unreadable)
+        if chunks is None:
             continue
-        infos.append(info)
+        src = _Source(len(sources), chunks)
         # merged_packets pulls every file's first packet before yielding anything
         while src.load():
             head_events += src.events_upto(0)
@@ -569,7 +557,7 @@ def _pcap_chunks(path: str, fh: BinaryIO, info: CaptureInfo) -> Iterator[Chunk]:
     stream.base = base - 24
     stream.eof = eof and failure is None
     sub = CaptureInfo(path)
-    yield from _repack(_counted(_closing(_read_pcap(stream, path, ev), fh), sub), ev,
+    yield from _repack(counted(_closing(_read_pcap(stream, path, ev), fh), sub), ev,
                        max_age=LIVE_MAX_AGE if eager else None)
     _add_info(info, sub)
 
@@ -682,7 +670,7 @@ def _pcap_mmap_chunks(path: str, fh: BinaryIO, mm: mmap.mmap, info: CaptureInfo)
     stream.buf = header
     stream.base = base - 24
     sub = CaptureInfo(path)
-    yield from _repack(_counted(_closing(_read_pcap(stream, path, ev), fh2), sub), ev)
+    yield from _repack(counted(_closing(_read_pcap(stream, path, ev), fh2), sub), ev)
     _add_info(info, sub)
 
 
@@ -703,7 +691,7 @@ def _handoff_fresh(path: str, info: CaptureInfo) -> Iterator[Chunk]:
     """A file too short or broken for the fast walk: the per-packet reader from the start."""
     ev = _EventProblems()
     sub = CaptureInfo(path)
-    yield from _repack(_counted(read_packets(path, ev, CaptureInfo(path)), sub), ev)
+    yield from _repack(counted(read_packets(path, ev, CaptureInfo(path)), sub), ev)
     _add_info(info, sub)
 
 
@@ -742,18 +730,6 @@ def _closing(gen: Iterator[RawPacket], fh: BinaryIO) -> Iterator[RawPacket]:
         fh.close()
 
 
-def _counted(gen: Iterator[RawPacket], info: CaptureInfo) -> Iterator[RawPacket]:
-    info.linktypes = set()
-    for p in gen:
-        info.packets += 1
-        info.bytes += len(p.data)
-        info.linktypes.add(p.linktype)
-        if info.first_ts is None:
-            info.first_ts = p.ts
-        info.last_ts = p.ts
-        yield p
-
-
 def _pcapng_mmap_chunks(path: str, fh: BinaryIO, mm: mmap.mmap, info: CaptureInfo) -> Iterator[Chunk]:
     """pcapng in a regular file: walk the blocks, gather enhanced packet blocks with numpy.
 
@@ -784,7 +760,7 @@ def _pcapng_mmap_chunks(path: str, fh: BinaryIO, mm: mmap.mmap, info: CaptureInf
         if next(gen, None) is None:
             break
     ev.pending.clear()  # nothing was wrong before the hand-off point (it would have been the hand-off)
-    yield from _repack(_counted(gen, sub), ev)
+    yield from _repack(counted(gen, sub), ev)
     _add_info(info, sub)
 
 

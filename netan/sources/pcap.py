@@ -17,11 +17,13 @@ import os
 import struct
 import zlib
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator, TypeVar
 
 from netan.problems import InputError, Problems
 
-__all__ = ["RawPacket", "read_packets", "open_capture", "CaptureInfo", "sniff_format"]
+__all__ = ["RawPacket", "read_packets", "open_capture", "open_input", "counted", "CaptureInfo", "sniff_format"]
+
+T = TypeVar("T")
 
 PCAP_MAGICS = {
     b"\xd4\xc3\xb2\xa1": ("<", 1e-6),
@@ -170,20 +172,42 @@ def read_packets(path: str, problems: Problems, info: CaptureInfo | None = None)
     fh, kind = open_capture(path)
     info = info if info is not None else CaptureInfo(path)
     info.format = kind
-    info.linktypes = set()
     try:
-        stream = _Stream(fh, path, problems)
         reader = _read_pcap if kind == "pcap" else _read_pcapng
-        for pkt in reader(stream, path, problems):
-            info.packets += 1
-            info.bytes += len(pkt.data)
-            info.linktypes.add(pkt.linktype)
-            if info.first_ts is None:
-                info.first_ts = pkt.ts
-            info.last_ts = pkt.ts
-            yield pkt
+        yield from counted(reader(_Stream(fh, path, problems), path, problems), info)
     finally:
         fh.close()
+
+
+def counted(packets: Iterator[RawPacket], info: CaptureInfo) -> Iterator[RawPacket]:
+    """The packets, passed on, with ``info``'s packet, byte, link type and time counts kept."""
+    info.linktypes = set()
+    for p in packets:
+        info.packets += 1
+        info.bytes += len(p.data)
+        info.linktypes.add(p.linktype)
+        if info.first_ts is None:
+            info.first_ts = p.ts
+        info.last_ts = p.ts
+        yield p
+
+
+def open_input(path: str, open_it: Callable[[CaptureInfo], T], infos: list[CaptureInfo],
+               unreadable: list[InputError]) -> T | None:
+    """``open_it(info)`` for one input of several, its CaptureInfo appended to ``infos``.
+
+    An input that cannot be read at all is listed in ``unreadable`` (its info
+    says so) and None returned: the other inputs are still read.
+    """
+    info = CaptureInfo(path)
+    try:
+        opened = open_it(info)
+    except InputError as e:
+        unreadable.append(e)
+        info.format = "unreadable"
+        opened = None
+    infos.append(info)
+    return opened
 
 
 def _read_pcap(s: _Stream, path: str, problems: Problems) -> Iterator[RawPacket]:
