@@ -469,13 +469,7 @@ class BatchEngine:
                    bulk_bytes: np.ndarray, final_val: np.ndarray) -> None:
         """Which TCP packets only move counters (see intervals.cover's two fast branches)."""
         cfg = self.cfg
-        o = sel[np.argsort(run[sel], kind="stable")]  # by (group, direction), time order inside
-        rr = run[o]
-        m = len(o)
-        b = np.flatnonzero(rr[1:] != rr[:-1]) + 1
-        rs = np.concatenate(([0], b))
-        rlen = np.diff(np.concatenate((rs, [m])))
-        ri = np.repeat(np.arange(len(rs)), rlen)
+        o, rr, m, rs, rlen, ri = _by_run(sel, run)
         runs = rr[rs].tolist()
         init = []
         for r in runs:
@@ -588,13 +582,7 @@ class BatchEngine:
                       bulk_bytes: np.ndarray, final_val: np.ndarray) -> None:
         """Non-TCP: datagrams laid end to end; only those starting inside the sample are looked at."""
         cfg = self.cfg
-        o = sel[np.argsort(run[sel], kind="stable")]
-        rr = run[o]
-        m = len(o)
-        b = np.flatnonzero(rr[1:] != rr[:-1]) + 1
-        rs = np.concatenate(([0], b))
-        rlen = np.diff(np.concatenate((rs, [m])))
-        ri = np.repeat(np.arange(len(rs)), rlen)
+        o, rr, m, rs, rlen, ri = _by_run(sel, run)
         sp0 = np.array([states[r >> 1].dirs[r & 1].stream_pos for r in rr[rs].tolist()], np.int64)
         py = pay[o]
         cap = np.where(py, dv.pay_cap[P[o]], 0)
@@ -644,6 +632,17 @@ class _Groups:
                 ka, kb = alo.to_bytes(4, "big"), blo.to_bytes(4, "big")
             keys.append((pr, ka, ap, kb, bp))
         self.keys = keys
+
+
+def _by_run(sel: np.ndarray, run: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The selected packets grouped by run (flow and direction), time order inside:
+    ``(order, run of each, count, run starts, run lengths, run index of each)``."""
+    o = sel[np.argsort(run[sel], kind="stable")]
+    rr = run[o]
+    m = len(o)
+    rs = np.concatenate(([0], np.flatnonzero(rr[1:] != rr[:-1]) + 1))
+    rlen = np.diff(np.concatenate((rs, [m])))
+    return o, rr, m, rs, rlen, np.repeat(np.arange(len(rs)), rlen)
 
 
 def _segcum(x: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
