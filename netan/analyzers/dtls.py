@@ -14,17 +14,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from netan.analyzers import fingerprints as fp
 from netan.analyzers.tls import (
     ALERT_NAMES,
-    GROUP_NAMES,
     HandshakeType,
-    alpn_text,
-    cipher_name,
     hello_summary,
     parse_client_hello,
+    flag_anomaly,
     parse_server_hello,
-    version_name,
+    server_hello_fields,
 )
 from netan.analyzers.x509info import summarize
 from netan.sample import IN, OUT, FlowSample
@@ -38,14 +35,8 @@ MAX_RECORDS_PER_DATAGRAM = 16
 MAX_MESSAGES = 32
 MAX_MESSAGE_BYTES = 65536
 MAX_CERTS = 10
-MAX_ANOMALIES = 32
 #: DTLS record versions (RFC 6347 §4.1, RFC 9147 §5.3: 1.3 hellos use 1.2's).
 DTLS_VERSIONS = (0xFEFF, 0xFEFD, 0xFEFC, 0x0100)  # 0x0100: OpenSSL's pre-RFC DTLS 1.0
-
-
-def _flag(anomalies: list[str], name: str) -> None:
-    if name not in anomalies and len(anomalies) < MAX_ANOMALIES:
-        anomalies.append(name)
 
 
 def dtls_records(dgram: bytes, anomalies: list[str]) -> list[tuple[int, int, int, bytes]]:
@@ -75,18 +66,18 @@ def dtls_records(dgram: bytes, anomalies: list[str]) -> list[tuple[int, int, int
             pos = p + length
             continue
         if pos + 13 > len(dgram):
-            _flag(anomalies, "record_header_truncated")
+            flag_anomaly(anomalies, "record_header_truncated")
             break
         ctype = first
         version = int.from_bytes(dgram[pos + 1 : pos + 3], "big")
         epoch = int.from_bytes(dgram[pos + 3 : pos + 5], "big")
         length = int.from_bytes(dgram[pos + 11 : pos + 13], "big")
         if not 20 <= ctype <= 25 or version not in DTLS_VERSIONS:
-            _flag(anomalies, "invalid_record_header")
+            flag_anomaly(anomalies, "invalid_record_header")
             break
         frag = dgram[pos + 13 : pos + 13 + length]
         if len(frag) < length:
-            _flag(anomalies, "record_length_past_datagram")
+            flag_anomaly(anomalies, "record_length_past_datagram")
         out.append((ctype, version, epoch, frag))
         pos += 13 + length
     return out
@@ -111,7 +102,7 @@ def reassemble_handshake(fragments: list[bytes], anomalies: list[str]) -> list[t
             body = frag[pos + 12 : pos + 12 + flen]
             pos += 12 + flen
             if total > MAX_MESSAGE_BYTES or foff + flen > total:
-                _flag(anomalies, "handshake_fragment_inconsistent")
+                flag_anomaly(anomalies, "handshake_fragment_inconsistent")
                 continue
             if seq not in msgs:
                 if len(msgs) >= MAX_MESSAGES:
@@ -119,7 +110,7 @@ def reassemble_handshake(fragments: list[bytes], anomalies: list[str]) -> list[t
                 msgs[seq] = (mtype, bytearray(total), [])
             mt, buf, have = msgs[seq]
             if mt != mtype or len(buf) != total:
-                _flag(anomalies, "handshake_fragment_inconsistent")
+                flag_anomaly(anomalies, "handshake_fragment_inconsistent")
                 continue
             buf[foff : foff + len(body)] = body
             have.append((foff, foff + len(body)))
@@ -199,7 +190,7 @@ def analyze(sample: FlowSample) -> dict[str, Any] | None:
             break
     if ch is not None:
         for a in ch.anomalies:
-            _flag(anomalies, a)
+            flag_anomaly(anomalies, a)
         tls.update(hello_summary(ch, "d", anomalies))
     sh = None
     ske_curve: int | None = None
@@ -216,21 +207,14 @@ def analyze(sample: FlowSample) -> dict[str, Any] | None:
             if 6 + leaf_len <= len(body):
                 leaf = summarize(body[6 : 6 + leaf_len])
                 for a in leaf.pop("anomalies", []):
-                    _flag(anomalies, f"cert_{a}")
+                    flag_anomaly(anomalies, f"cert_{a}")
                 tls["cert"] = leaf
             else:
-                _flag(anomalies, "certificate_truncated")
+                flag_anomaly(anomalies, "certificate_truncated")
     if sh is not None:
         for a in sh.anomalies:
-            _flag(anomalies, a)
-        tls["version"] = version_name(sh.version)
-        tls["cipher"] = cipher_name(sh.cipher_suite)
-        tls["ja3s"] = fp.ja3s(sh)
-        if sh.alpn is not None:
-            tls["alpn_negotiated"] = alpn_text(sh.alpn, anomalies)
-        group = sh.key_share_group if sh.key_share_group is not None else ske_curve
-        if group is not None:
-            tls["curve"] = GROUP_NAMES.get(group, f"0x{group:04x}")
+            flag_anomaly(anomalies, a)
+        tls.update(server_hello_fields(sh, ske_curve, anomalies))
     alerts = [
         {"dir": "out" if (who == "client") != swapped else "in",
          "level": {1: "warning", 2: "fatal"}.get(level, str(level)), "description": ALERT_NAMES.get(desc, str(desc))}

@@ -40,6 +40,8 @@ __all__ = [
     "parse_records",
     "parse_client_hello",
     "parse_server_hello",
+    "server_hello_fields",
+    "flag_anomaly",
     "split_handshake",
     "find_tls_start",
     "version_name",
@@ -236,15 +238,29 @@ class _Reader:
 
 def _u16_list(data: bytes, anomalies: list[str], what: str) -> tuple[int, ...]:
     if len(data) % 2:
-        _flag(anomalies, f"{what}_odd_length")
+        flag_anomaly(anomalies, f"{what}_odd_length")
     count = len(data) // 2
     if count > MAX_LIST_ITEMS:
-        _flag(anomalies, f"{what}_too_many")
+        flag_anomaly(anomalies, f"{what}_too_many")
         count = MAX_LIST_ITEMS
     return struct.unpack_from(f">{count}H", data)
 
 
-def _flag(anomalies: list[str], name: str) -> None:
+def server_hello_fields(sh: "ServerHello", ske_curve: int | None, anomalies: list[str]) -> dict[str, Any]:
+    """What a (non-retry) ServerHello settles, for TLS and DTLS alike: version, cipher,
+    JA3S, the negotiated ALPN, and the key-exchange group (the key share, else the
+    TLS 1.2 ServerKeyExchange curve)."""
+    out: dict[str, Any] = {"version": "TLSv1.3-draft<16" if sh.pre_draft16 else version_name(sh.version),
+                           "cipher": cipher_name(sh.cipher_suite), "ja3s": fp.ja3s(sh)}
+    if sh.alpn is not None:
+        out["alpn_negotiated"] = alpn_text(sh.alpn, anomalies)
+    group = sh.key_share_group if sh.key_share_group is not None else ske_curve
+    if group is not None:
+        out["curve"] = GROUP_NAMES.get(group, f"0x{group:04x}")
+    return out
+
+
+def flag_anomaly(anomalies: list[str], name: str) -> None:
     if name not in anomalies and len(anomalies) < MAX_ANOMALIES:
         anomalies.append(name)
 
@@ -310,36 +326,36 @@ def _parse_extension_block(r: _Reader, anomalies: list[str]) -> list[tuple[int, 
         return []  # extensions are optional before TLS 1.3 (RFC 5246 §7.4.1.2)
     vec = r.vector(2)
     if vec is None:
-        _flag(anomalies, "extensions_length_truncated")
+        flag_anomaly(anomalies, "extensions_length_truncated")
         return []
     block, complete = vec
     if not complete:
-        _flag(anomalies, "extensions_length_past_end")
+        flag_anomaly(anomalies, "extensions_length_past_end")
     if r.remaining:
-        _flag(anomalies, "trailing_bytes_after_extensions")
+        flag_anomaly(anomalies, "trailing_bytes_after_extensions")
     out: list[tuple[int, bytes]] = []
     pos = 0
     while pos + 4 <= len(block):
         if len(out) >= MAX_EXTENSIONS:
-            _flag(anomalies, "too_many_extensions")
+            flag_anomaly(anomalies, "too_many_extensions")
             break
         etype = int.from_bytes(block[pos : pos + 2], "big")
         elen = int.from_bytes(block[pos + 2 : pos + 4], "big")
         data = block[pos + 4 : pos + 4 + elen]
         if len(data) < elen:
-            _flag(anomalies, "extension_length_past_end" if complete else "extensions_truncated")
+            flag_anomaly(anomalies, "extension_length_past_end" if complete else "extensions_truncated")
             out.append((etype, data))
             break
         out.append((etype, data))
         pos += 4 + elen
     else:
         if pos != len(block):
-            _flag(anomalies, "extension_header_truncated")
+            flag_anomaly(anomalies, "extension_header_truncated")
     seen: set[int] = set()
     for etype, _ in out:
         if etype in seen:
             # RFC 8446 §4.2: at most one extension of each type.
-            _flag(anomalies, "duplicate_extension")
+            flag_anomaly(anomalies, "duplicate_extension")
         seen.add(etype)
     return out
 
@@ -364,11 +380,11 @@ def _decode_sni(ext: bytes, anomalies: list[str]) -> str | None:
     r = _Reader(ext)
     vec = r.vector(2)
     if vec is None:
-        _flag(anomalies, "sni_malformed")
+        flag_anomaly(anomalies, "sni_malformed")
         return None
     names, complete = vec
     if not complete or r.remaining:
-        _flag(anomalies, "sni_length_mismatch")
+        flag_anomaly(anomalies, "sni_length_mismatch")
     nr = _Reader(names)
     host: str | None = None
     entries = 0
@@ -380,26 +396,26 @@ def _decode_sni(ext: bytes, anomalies: list[str]) -> str | None:
             break
         raw, ok = item
         if not ok:
-            _flag(anomalies, "sni_length_mismatch")
+            flag_anomaly(anomalies, "sni_length_mismatch")
         if name_type != 0 or host is not None:
             continue
         try:
             text = raw.decode("ascii")
         except UnicodeDecodeError:
             # RFC 6066: host names are ASCII (A-labels); anything else is suspect.
-            _flag(anomalies, "sni_not_ascii")
+            flag_anomaly(anomalies, "sni_not_ascii")
             text = raw.decode("utf-8", "backslashreplace")
         host, flags = safe_text(text, MAX_SNI_CHARS)
         for f in flags:
-            _flag(anomalies, f"sni_{f}")
+            flag_anomaly(anomalies, f"sni_{f}")
         if len(raw) > 253:
-            _flag(anomalies, "sni_too_long")
+            flag_anomaly(anomalies, "sni_too_long")
         if text and not _SNI_CHARS.fullmatch(text):
-            _flag(anomalies, "sni_invalid_chars")
+            flag_anomaly(anomalies, "sni_invalid_chars")
         if text and _is_ip_literal(text):
-            _flag(anomalies, "sni_ip_literal")  # RFC 6066 §3 forbids literal IPs
+            flag_anomaly(anomalies, "sni_ip_literal")  # RFC 6066 §3 forbids literal IPs
         if not raw:
-            _flag(anomalies, "sni_empty")
+            flag_anomaly(anomalies, "sni_empty")
     return host
 
 
@@ -408,11 +424,11 @@ def _decode_alpn_list(ext: bytes, anomalies: list[str]) -> tuple[bytes, ...]:
     r = _Reader(ext)
     vec = r.vector(2)
     if vec is None:
-        _flag(anomalies, "alpn_malformed")
+        flag_anomaly(anomalies, "alpn_malformed")
         return ()
     names, complete = vec
     if not complete or r.remaining:
-        _flag(anomalies, "alpn_length_mismatch")
+        flag_anomaly(anomalies, "alpn_length_mismatch")
     out: list[bytes] = []
     nr = _Reader(names)
     while nr.remaining:
@@ -421,9 +437,9 @@ def _decode_alpn_list(ext: bytes, anomalies: list[str]) -> tuple[bytes, ...]:
             break
         raw, ok = item
         if not ok:
-            _flag(anomalies, "alpn_length_mismatch")
+            flag_anomaly(anomalies, "alpn_length_mismatch")
         if len(out) >= MAX_ALPN:
-            _flag(anomalies, "alpn_too_many")
+            flag_anomaly(anomalies, "alpn_too_many")
             break
         out.append(raw)
     return tuple(out)
@@ -438,9 +454,9 @@ def alpn_text(raw: bytes, anomalies: list[str] | None = None) -> str:
         else:
             out.append(f"\\x{b:02x}")
             if anomalies is not None:
-                _flag(anomalies, "alpn_non_printable")
+                flag_anomaly(anomalies, "alpn_non_printable")
     if len(raw) > MAX_ALPN_CHARS and anomalies is not None:
-        _flag(anomalies, "alpn_truncated")
+        flag_anomaly(anomalies, "alpn_truncated")
     return "".join(out)
 
 
@@ -453,40 +469,40 @@ def parse_client_hello(body: bytes, *, dtls: bool = False, complete: bool = True
     """
     anomalies: list[str] = []
     if not complete:
-        _flag(anomalies, "client_hello_truncated")
+        flag_anomaly(anomalies, "client_hello_truncated")
     r = _Reader(body)
     legacy_version = r.uint(2)
     if legacy_version is None:
-        _flag(anomalies, "client_hello_too_short")
+        flag_anomaly(anomalies, "client_hello_too_short")
         return ClientHello(legacy_version=0, complete=False, anomalies=tuple(anomalies))
     fields: dict[str, Any] = {"legacy_version": legacy_version}
     if r.take(32) is None:
-        _flag(anomalies, "client_hello_too_short")
+        flag_anomaly(anomalies, "client_hello_too_short")
         return ClientHello(complete=False, anomalies=tuple(anomalies), **fields)
     sid = r.vector(1)
     if sid is None or not sid[1]:
-        _flag(anomalies, "session_id_past_end")
+        flag_anomaly(anomalies, "session_id_past_end")
         return ClientHello(complete=False, anomalies=tuple(anomalies), **fields)
     fields["session_id"] = sid[0]
     if len(sid[0]) > 32:
-        _flag(anomalies, "session_id_too_long")
+        flag_anomaly(anomalies, "session_id_too_long")
     if dtls:
         cookie = r.vector(1)
         if cookie is None or not cookie[1]:
-            _flag(anomalies, "cookie_past_end")
+            flag_anomaly(anomalies, "cookie_past_end")
             return ClientHello(complete=False, anomalies=tuple(anomalies), **fields)
         fields["cookie"] = cookie[0]
     suites = r.vector(2)
     if suites is None:
-        _flag(anomalies, "cipher_suites_missing")
+        flag_anomaly(anomalies, "cipher_suites_missing")
         return ClientHello(complete=False, anomalies=tuple(anomalies), **fields)
     fields["cipher_suites"] = _u16_list(suites[0], anomalies, "cipher_suites")
     if not suites[1]:
-        _flag(anomalies, "cipher_suites_past_end" if complete else "client_hello_truncated")
+        flag_anomaly(anomalies, "cipher_suites_past_end" if complete else "client_hello_truncated")
         return ClientHello(complete=False, anomalies=tuple(anomalies), **fields)
     comp = r.vector(1)
     if comp is None or not comp[1]:
-        _flag(anomalies, "compression_methods_past_end" if complete else "client_hello_truncated")
+        flag_anomaly(anomalies, "compression_methods_past_end" if complete else "client_hello_truncated")
         return ClientHello(complete=False, anomalies=tuple(anomalies), **fields)
     fields["compression_methods"] = tuple(comp[0])
     exts = _parse_extension_block(r, anomalies)
@@ -502,25 +518,25 @@ def parse_client_hello(body: bytes, *, dtls: bool = False, complete: bool = True
             vr = _Reader(data)
             vec = vr.vector(1)
             if vec is None or not vec[1]:
-                _flag(anomalies, "supported_versions_malformed")
+                flag_anomaly(anomalies, "supported_versions_malformed")
             if vec is not None:
                 fields["supported_versions"] = _u16_list(vec[0], anomalies, "supported_versions")
         elif etype == Ext.SIGNATURE_ALGORITHMS and "signature_algorithms" not in fields:
             vec = _Reader(data).vector(2)
             if vec is None or not vec[1]:
-                _flag(anomalies, "signature_algorithms_malformed")
+                flag_anomaly(anomalies, "signature_algorithms_malformed")
             if vec is not None:
                 fields["signature_algorithms"] = _u16_list(vec[0], anomalies, "signature_algorithms")
         elif etype == Ext.SUPPORTED_GROUPS and "supported_groups" not in fields:
             vec = _Reader(data).vector(2)
             if vec is None or not vec[1]:
-                _flag(anomalies, "supported_groups_malformed")
+                flag_anomaly(anomalies, "supported_groups_malformed")
             if vec is not None:
                 fields["supported_groups"] = _u16_list(vec[0], anomalies, "supported_groups")
         elif etype == Ext.EC_POINT_FORMATS and "ec_point_formats" not in fields:
             vec = _Reader(data).vector(1)
             if vec is None or not vec[1]:
-                _flag(anomalies, "ec_point_formats_malformed")
+                flag_anomaly(anomalies, "ec_point_formats_malformed")
             if vec is not None:
                 fields["ec_point_formats"] = tuple(vec[0][:MAX_LIST_ITEMS])
         elif etype == Ext.KEY_SHARE and "key_share_groups" not in fields:
@@ -550,12 +566,12 @@ def parse_server_hello(body: bytes, *, dtls: bool = False, complete: bool = True
     """Parse a ServerHello/HelloRetryRequest body (RFC 8446 §4.1.3) as far as valid."""
     anomalies: list[str] = []
     if not complete:
-        _flag(anomalies, "server_hello_truncated")
+        flag_anomaly(anomalies, "server_hello_truncated")
     r = _Reader(body)
     legacy_version = r.uint(2)
     random = r.take(32)
     if legacy_version is None or random is None:
-        _flag(anomalies, "server_hello_too_short")
+        flag_anomaly(anomalies, "server_hello_too_short")
         return ServerHello(legacy_version=legacy_version or 0, complete=False, anomalies=tuple(anomalies))
     fields: dict[str, Any] = {"legacy_version": legacy_version, "is_hrr": random == HRR_RANDOM}
     if (legacy_version >> 8 == 0x7F and (legacy_version & 0xFF) < 22) or legacy_version == 0x0304:
@@ -567,7 +583,7 @@ def parse_server_hello(body: bytes, *, dtls: bool = False, complete: bool = True
             fields["pre_draft16"] = True
         cs = r.uint(2)
         if cs is None:
-            _flag(anomalies, "server_hello_too_short")
+            flag_anomaly(anomalies, "server_hello_too_short")
             return ServerHello(complete=False, anomalies=tuple(anomalies), **fields)
         fields["cipher_suite"] = cs
         exts = _parse_extension_block(r, anomalies)
@@ -582,7 +598,7 @@ def parse_server_hello(body: bytes, *, dtls: bool = False, complete: bool = True
     cs = r.uint(2) if sid is not None and sid[1] else None
     comp = r.uint(1) if cs is not None else None
     if sid is None or cs is None or comp is None:
-        _flag(anomalies, "server_hello_too_short")
+        flag_anomaly(anomalies, "server_hello_too_short")
         return ServerHello(complete=False, anomalies=tuple(anomalies), **fields)
     fields.update(session_id=sid[0], cipher_suite=cs, compression_method=comp)
     exts = _parse_extension_block(r, anomalies)
@@ -595,7 +611,7 @@ def parse_server_hello(body: bytes, *, dtls: bool = False, complete: bool = True
             if names:
                 fields["alpn"] = names[0]
             if len(names) != 1:
-                _flag(anomalies, "server_alpn_not_single")  # RFC 7301 §3.1
+                flag_anomaly(anomalies, "server_alpn_not_single")  # RFC 7301 §3.1
         elif etype in (Ext.KEY_SHARE, 40) and len(data) >= 2:  # 40: key_share before draft-23
             fields["key_share_group"] = int.from_bytes(data[:2], "big")
         elif etype == Ext.PRE_SHARED_KEY:
@@ -647,27 +663,27 @@ def parse_records(
         if pos + 5 > n:
             break  # header cut by the sample cap
         if gaps and _in_gap(gaps, pos, pos + 5):
-            _flag(anomalies, "sample_gap")
+            flag_anomaly(anomalies, "sample_gap")
             break
         ct, version = data[pos], int.from_bytes(data[pos + 1 : pos + 3], "big")
         length = int.from_bytes(data[pos + 3 : pos + 5], "big")
         if not (20 <= ct <= 24 and (version >> 8) == 3 and (version & 0xFF) <= 4):
-            _flag(anomalies, "invalid_record_header")
+            flag_anomaly(anomalies, "invalid_record_header")
             break
         if length > MAX_RECORD_LEN:
-            _flag(anomalies, "record_too_long")
+            flag_anomaly(anomalies, "record_too_long")
             break
         if length == 0 and ct in (ContentType.HANDSHAKE, ContentType.ALERT, ContentType.CHANGE_CIPHER_SPEC):
-            _flag(anomalies, "empty_record")  # RFC 8446 §5.1 forbids these
+            flag_anomaly(anomalies, "empty_record")  # RFC 8446 §5.1 forbids these
         available = min(length, n - pos - 5)
         out.append(Record(pos, ct, version, length, available))
         if gaps and _in_gap(gaps, pos + 5, pos + 5 + available):
-            _flag(anomalies, "sample_gap")
+            flag_anomaly(anomalies, "sample_gap")
             break
         pos += 5 + length
     else:
         if len(out) >= MAX_RECORDS:
-            _flag(anomalies, "record_cap_reached")
+            flag_anomaly(anomalies, "record_cap_reached")
     return out
 
 
@@ -836,11 +852,11 @@ def _cert_chain(body: bytes, complete: bool, anomalies: list[str], what: str) ->
     r = _Reader(body)
     vec = r.vector(3)
     if vec is None:
-        _flag(anomalies, f"{what}_malformed")
+        flag_anomaly(anomalies, f"{what}_malformed")
         return [], False
     lst, full = vec
     if not full and complete:
-        _flag(anomalies, f"{what}_length_mismatch")
+        flag_anomaly(anomalies, f"{what}_length_mismatch")
     certs: list[bytes] = []
     cr = _Reader(lst)
     while cr.remaining >= 3 and len(certs) < MAX_CERTS:
@@ -850,7 +866,7 @@ def _cert_chain(body: bytes, complete: bool, anomalies: list[str], what: str) ->
         der, ok = item
         if not ok:
             if complete:
-                _flag(anomalies, f"{what}_length_mismatch")
+                flag_anomaly(anomalies, f"{what}_length_mismatch")
             return certs, False
         certs.append(der)
     return certs, full
@@ -954,7 +970,7 @@ def _analyze(sample: FlowSample) -> dict[str, Any] | None:
     if client_hellos:
         ch = client_hellos[0]
         for a in ch.anomalies:
-            _flag(anomalies, a)
+            flag_anomaly(anomalies, a)
         tls.update(hello_summary(ch, "t", anomalies))
         tls["sni"] = ch.sni
         if len(client_hellos) > 1:
@@ -982,18 +998,11 @@ def _analyze(sample: FlowSample) -> dict[str, Any] | None:
         sv.app_data = sum(1 for r in sv.records if r.content_type == ContentType.APPLICATION_DATA)
     if sh is not None:
         for a in sh.anomalies:
-            _flag(anomalies, a)
+            flag_anomaly(anomalies, a)
         if sh.is_hrr:
             tls["hello_retry"] = True
         else:
-            tls["version"] = "TLSv1.3-draft<16" if sh.pre_draft16 else version_name(sh.version)
-            tls["cipher"] = cipher_name(sh.cipher_suite)
-            tls["ja3s"] = fp.ja3s(sh)
-            if sh.alpn is not None:
-                tls["alpn_negotiated"] = alpn_text(sh.alpn, anomalies)
-            group = sh.key_share_group if sh.key_share_group is not None else ske_curve
-            if group is not None:
-                tls["curve"] = GROUP_NAMES.get(group, f"0x{group:04x}")
+            tls.update(server_hello_fields(sh, ske_curve, anomalies))
         if hrr:
             tls["hello_retry"] = True
 
@@ -1002,7 +1011,7 @@ def _analyze(sample: FlowSample) -> dict[str, Any] | None:
     if server_certs:
         leaf = summarize(server_certs[0])
         for a in leaf.pop("anomalies", []):
-            _flag(anomalies, f"cert_{a}")
+            flag_anomaly(anomalies, f"cert_{a}")
         tls["cert"] = leaf
         tls["cert_chain"] = [summarize_fp(c) for c in server_certs[1:]]
         tls["cert_visibility"] = "visible" if chain_complete else "partial"
@@ -1017,7 +1026,7 @@ def _analyze(sample: FlowSample) -> dict[str, Any] | None:
     if client_certs:
         cc = summarize(client_certs[0])
         for a in cc.pop("anomalies", []):
-            _flag(anomalies, f"client_cert_{a}")
+            flag_anomaly(anomalies, f"client_cert_{a}")
         tls["client_cert"] = cc
     else:
         tls["client_cert"] = None
