@@ -533,38 +533,27 @@ def _classify(data: bytes, counts: np.ndarray, _depth: int, exact_z: bool = True
     return PayloadVerdict(BINARY, _confidence(n), reason="structured", **base)
 
 
+def _decoded_verdict(found: Any, where: str, dominant: bool, conf: float, base: dict[str, Any],
+                     depth: int) -> PayloadVerdict:
+    """Text carrying an encoding (``found``: its data, encoding and span): ENCODED when the
+    encoded part dominates and decodes to ciphertext-like bytes, else TEXT."""
+    sub = classify(found.data, _depth=depth + 1)
+    cls = ENCODED if dominant and sub.cls in (ENCRYPTED, COMPRESSED, ENCODED) else TEXT
+    return PayloadVerdict(cls, sub.confidence if cls == ENCODED else conf, reason=f"{found.encoding}_{where}",
+                          encoding=found.encoding, encoded_span=found.span, decoded=sub, **base)
+
+
 def _classify_text(data: bytes, counts: np.ndarray, base: dict[str, Any], depth: int) -> PayloadVerdict:
     n = len(data)
     conf = _confidence(n, floor=0.6)
     if depth < _MAX_DEPTH:
         whole = encodings.detect_whole(data, counts)
         if whole is not None and len(whole.data) >= 8:
-            sub = classify(whole.data, _depth=depth + 1)
-            cls = ENCODED if sub.cls in (ENCRYPTED, COMPRESSED, ENCODED) else TEXT
-            return PayloadVerdict(
-                cls,
-                sub.confidence if cls == ENCODED else conf,
-                reason=f"{whole.encoding}_whole",
-                encoding=whole.encoding,
-                encoded_span=whole.span,
-                decoded=sub,
-                **base,
-            )
+            return _decoded_verdict(whole, "whole", True, conf, base, depth)
         if n >= encodings.MIN_EMBEDDED:
             emb = encodings.find_embedded(data)
             if emb is not None and len(emb.data) >= 32:
-                sub = classify(emb.data, _depth=depth + 1)
-                dominant = emb.span * 2 >= n
-                cls = ENCODED if dominant and sub.cls in (ENCRYPTED, COMPRESSED, ENCODED) else TEXT
-                return PayloadVerdict(
-                    cls,
-                    sub.confidence if cls == ENCODED else conf,
-                    reason=f"{emb.encoding}_embedded",
-                    encoding=emb.encoding,
-                    encoded_span=emb.span,
-                    decoded=sub,
-                    **base,
-                )
+                return _decoded_verdict(emb, "embedded", emb.span * 2 >= n, conf, base, depth)
     if n < 4:
         return PayloadVerdict(UNKNOWN, 0.5, reason="too_short", **base)
     return PayloadVerdict(TEXT, conf, reason="printable", **base)
