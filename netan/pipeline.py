@@ -115,7 +115,7 @@ def analyze_captures(paths: list[str], opts: RunOptions,
         def finished(record: dict, sample) -> None:
             if stages.crossflow is not None:
                 stages.crossflow.observe(record, sample)
-            if _is_dhcp(record["proto"], record["src_port"], record["dst_port"]):
+            if _is_dhcp(record):
                 stages.bindings.extend(bindings_from_sample(sample))
             spool.write(dumps(record))
             spool.write("\n")
@@ -130,8 +130,8 @@ def analyze_captures(paths: list[str], opts: RunOptions,
 
         def drain() -> None:
             for fs in engine.pop_finished():
-                wanted = every_sample or _is_dhcp(fs.proto, fs.orig[1], fs.resp[1])
-                runner.add(fs.to_record(), fs.to_sample() if wanted else None)
+                record = fs.to_record()
+                runner.add(record, fs.to_sample() if every_sample or _is_dhcp(record) else None)
 
         try:
             _feed_engine(engine, paths, infos, result, problems, drain, progress)
@@ -300,9 +300,9 @@ def _zeek_one_pass(zr: Any, opts: RunOptions, stages: _Stages, zeek_logs: Any, z
     return own.count
 
 
-def _is_dhcp(proto: int | str, sport: int, dport: int) -> bool:
+def _is_dhcp(record: dict) -> bool:
     """A DHCP exchange (UDP 67/68): its sample gives address bindings for the join."""
-    return proto in (17, "udp") and (sport in (67, 68) or dport in (67, 68))
+    return record["proto"] == "udp" and bool({record["src_port"], record["dst_port"]} & {67, 68})
 
 
 def pcapdroid_inputs(paths: list[str]) -> list[str]:
