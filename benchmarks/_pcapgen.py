@@ -11,13 +11,17 @@ Nothing here touches the clock or global random state: callers pass a seeded
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import struct
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO, Protocol
 
 __all__ = [
     "PcapWriter",
+    "manifest_path",
+    "write_manifest",
     "Endpoint",
     "FlowPath",
     "ByteStream",
@@ -105,6 +109,16 @@ class PcapWriter:
             self.fh.write(blob)
             self._buf.clear()
             self._n = 0
+
+
+def manifest_path(capture: Path) -> Path:
+    """Where a generated capture's manifest lives: beside it, ``<capture>.json``."""
+    return capture.with_name(capture.name + ".json")
+
+
+def write_manifest(capture: Path, manifest: dict) -> None:
+    """Write ``manifest`` (indented JSON) to ``manifest_path(capture)``."""
+    manifest_path(capture).write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from _pcapgen import (TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, ByteStream, Bytes,
-                      Concat, Endpoint, FlowPath, PcapWriter, Pool, PoolStream, RecordStream)
+                      Concat, Endpoint, FlowPath, PcapWriter, Pool, PoolStream, RecordStream,
+                      write_manifest)
 from _tlstemplates import Handshake, record_handshakes
 
 log = logging.getLogger("gen_capture")
@@ -453,7 +454,7 @@ def generate(out: Path, packets: int, seed: int, span: float) -> dict:
         "ts_first": T0, "ts_last": last_ts, "span_s": round(last_ts - T0, 6),
         "sha256": wr.sha.hexdigest(), "linktype": "ethernet",
     }
-    out.with_name(out.name + ".json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_manifest(out, manifest)
     log.info("wrote %s: %d packets, %d flows, %.1f MB in %.1f s", out, wr.packets, len(seen),
              out.stat().st_size / 1e6, time.perf_counter() - t_wall)
     return manifest

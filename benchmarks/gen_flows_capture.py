@@ -25,7 +25,15 @@ import sys
 import time
 from pathlib import Path
 
-from _pcapgen import TCP_ACK, TCP_RST, TCP_SYN, Endpoint, FlowPath, PcapWriter
+from _pcapgen import (
+    TCP_ACK,
+    TCP_RST,
+    TCP_SYN,
+    Endpoint,
+    FlowPath,
+    PcapWriter,
+    write_manifest,
+)
 
 log = logging.getLogger("gen_flows_capture")
 
@@ -141,7 +149,7 @@ def generate(out: Path, flows: int, seed: int, span: float) -> dict:
         "flows": {"total": counts["tcp"] + counts["udp"], **counts, "icmp": 0},
         "span_s": span, "sha256": wr.sha.hexdigest(), "linktype": "ethernet",
     }
-    out.with_name(out.name + ".json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_manifest(out, manifest)
     log.info("wrote %s: %d packets, %d flows in %.1f s", out, wr.packets, manifest["flows"]["total"],
              time.perf_counter() - t_wall)
     return manifest

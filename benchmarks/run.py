@@ -32,6 +32,7 @@ from typing import Any
 
 import gen_capture  # the generators' versions decide whether a stored capture is stale
 import gen_flows_capture
+from _pcapgen import manifest_path
 
 log = logging.getLogger("bench")
 
@@ -292,7 +293,7 @@ def warm_page_cache(f: Path) -> float:
 
 def ensure_capture(path: Path, gen: str, size_arg: list[str], py: str, want: dict) -> dict:
     """Generate ``path`` with ``gen`` unless it exists with a matching manifest."""
-    man = path.with_name(path.name + ".json")
+    man = manifest_path(path)
     if path.exists() and man.exists():
         m = json.loads(man.read_text())
         if all(m.get(k) == v for k, v in want.items()) and m.get("file_bytes") == path.stat().st_size:
@@ -525,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if not a.no_speed:
         if a.capture and a.capture.exists():  # any capture the user brings
-            mpath = a.capture.with_name(a.capture.name + ".json")
+            mpath = manifest_path(a.capture)
             man = json.loads(mpath.read_text()) if mpath.exists() else {}
         else:
             man = ensure_capture(cap, "gen_capture.py", ["--packets", str(packets)], py,

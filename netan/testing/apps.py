@@ -641,6 +641,13 @@ def _target(ctx: AppContext, host: str, ip: str | None, truth: list,
     return addrs[0], True
 
 
+def _tcp_truth(ctx: AppContext, kind: str, src: tuple, dst: str, port: int, start: float, t: Transport,
+               connected: float, host: str, via_dns: bool, info: dict[str, Any]) -> FlowTruth:
+    """The truth record of one finished client TCP connection, byte counts from its transport."""
+    return FlowTruth(ctx.device, ctx.package, kind, "tcp", src[0], src[1], dst, port, start, time.time(),
+                     t.wire_out, t.wire_in, t.app_out, t.app_in, connected, host, via_dns, True, info)
+
+
 def _client_tls_context(trust_pem: bytes | None, alpn: Sequence[str], tls_max: str | None,
                         verify: bool) -> ssl.SSLContext:
     c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -689,8 +696,7 @@ def http_request(ctx: AppContext, host: str, *, ip: str | None = None, port: int
         t.finish()
     finally:
         s.close()
-    truth.append(FlowTruth(ctx.device, ctx.package, kind, "tcp", src[0], src[1], dst, port, start, time.time(),
-                           t.wire_out, t.wire_in, t.app_out, t.app_in, connected, host, via_dns, True, info))
+    truth.append(_tcp_truth(ctx, kind, src, dst, port, start, t, connected, host, via_dns, info))
     return truth
 
 
@@ -718,8 +724,7 @@ def https_request(ctx: AppContext, host: str, *, trust_pem: bytes | None, ip: st
         _half_close_and_drain(s, t)
     finally:
         s.close()
-    truth.append(FlowTruth(ctx.device, ctx.package, kind, "tcp", src[0], src[1], dst, port, start, time.time(),
-                           t.wire_out, t.wire_in, t.app_out, t.app_in, connected, host, via_dns, True, info))
+    truth.append(_tcp_truth(ctx, kind, src, dst, port, start, t, connected, host, via_dns, info))
     return truth
 
 
@@ -779,8 +784,7 @@ def tls_keepalive(ctx: AppContext, host: str, *, trust_pem: bytes | None, port: 
         _half_close_and_drain(s, t)
     finally:
         s.close()
-    truth.append(FlowTruth(ctx.device, ctx.package, kind, "tcp", src[0], src[1], dst, port, start, time.time(),
-                           t.wire_out, t.wire_in, t.app_out, t.app_in, connected, host, via_dns, True, info))
+    truth.append(_tcp_truth(ctx, kind, src, dst, port, start, t, connected, host, via_dns, info))
     return truth
 
 
@@ -901,12 +905,11 @@ def exfil_tcp(ctx: AppContext, host: str, *, port: int, sizes: Sequence[int], mo
             t.finish()
         finally:
             s.close()
-        truth.append(FlowTruth(ctx.device, ctx.package, kind, "tcp", src[0], src[1], dst, port, start, time.time(),
-                               t.wire_out, t.wire_in, t.app_out, t.app_in, connected, host, via_dns, True,
-                               {"mode": mode, "prefix_bytes": prefix, "messages": [len(m) for m in group],
-                                "plaintext": [len(p) for p in plaintexts[gi:gi + len(group)]] if per_connection
-                                else [len(p) for p in plaintexts],
-                                "key_alias": key_alias, "key_hex": key.hex()}))
+        truth.append(_tcp_truth(ctx, kind, src, dst, port, start, t, connected, host, via_dns,
+                                {"mode": mode, "prefix_bytes": prefix, "messages": [len(m) for m in group],
+                                 "plaintext": [len(p) for p in plaintexts[gi:gi + len(group)]] if per_connection
+                                 else [len(p) for p in plaintexts],
+                                 "key_alias": key_alias, "key_hex": key.hex()}))
     return truth
 
 
