@@ -31,7 +31,7 @@ from typing import Iterator
 import numpy as np
 
 from netan.fastpath_decode import Decodedv, decode_chunk
-from netan.fastpath_read import Chunk, _drop_pages, _map, read_chunks
+from netan.fastpath_read import Chunk, _drop_pages, _map, read_chunks, widen_pipe
 from netan.problems import InputError
 from netan.sources.pcap import CaptureInfo, open_capture
 
@@ -127,22 +127,11 @@ def _inline(paths: list[str], infos: list[CaptureInfo], unreadable: list[InputEr
             yield chunk, decode_chunk(chunk) if len(chunk) else None
 
 
-def _widen_pipe(q: mp.Queue) -> None:
-    """A 1 MB pipe under the queue (Linux F_SETPIPE_SZ): each chunk's arrays cross in a
-    few large writes instead of many 64 KB ones, each of which wakes the other side."""
-    try:
-        import fcntl
-
-        fcntl.fcntl(q._reader.fileno(), 1031, 1 << 20)  # type: ignore[attr-defined]
-    except (AttributeError, OSError, ImportError):
-        pass  # the default pipe works, a little slower
-
-
 def _from_child(path: str, mm: mmap.mmap, infos: list[CaptureInfo],
                 unreadable: list[InputError]) -> Iterator[tuple[Chunk, Decodedv | None]]:
     ctx = mp.get_context("fork")
     q: mp.Queue = ctx.Queue(maxsize=AHEAD)
-    _widen_pipe(q)
+    widen_pipe(q._reader.fileno())  # type: ignore[attr-defined]  # a chunk's arrays in few writes
     child = ctx.Process(target=_child, args=(path, q), name="netan-reader", daemon=True)
     child.start()
     try:

@@ -358,20 +358,24 @@ def _whole_records(buf: bytes, hdr_len: int, big_endian: bool, limit: int) -> tu
     return o[:first], pos, bool(first < len(o) and has_hdr[first] and incl[first] > limit)
 
 
+def widen_pipe(fd: int, size: int = 1 << 20) -> None:
+    """Make the pipe ``fd`` hold ``size`` bytes (Linux F_SETPIPE_SZ): fewer, larger reads
+    and writes, each of which would otherwise wake the other side every 64 KB. A best
+    effort: not a pipe, or above /proc/sys/fs/pipe-max-size, keeps the default size."""
+    try:
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), size)
+    except OSError:
+        pass
+
+
 class PipeSource:
     """A capture pipe for the chunk reader: a chunk holds what arrived within
     ``LIVE_MAX_AGE`` of its first bytes (``more_now``), so packets reach the engine
     quickly on a quiet network and in large chunks (cheap per packet) on a busy one."""
 
-    #: Linux F_SETPIPE_SZ: a larger pipe gives the capture process room while netan is busy.
-    SETPIPE_SZ, PIPE_BYTES = 1031, 1 << 20
-
     def __init__(self, fd: int, head: bytes = b"") -> None:
         self.fd, self.head = fd, head
-        try:
-            fcntl.fcntl(fd, self.SETPIPE_SZ, self.PIPE_BYTES)
-        except OSError:
-            pass  # not a pipe, or above /proc/sys/fs/pipe-max-size: the default size works too
+        widen_pipe(fd)  # room for the capture process while netan is busy
 
     def read(self, n: int = READ_CHUNK) -> bytes:
         if self.head:
