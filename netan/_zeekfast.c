@@ -554,15 +554,50 @@ static int ob_cell(outbuf *b, int kind, PyObject *v, PyObject *careful, int *not
     return ok;
 }
 
+/* The dict a route's last key is looked up in, remembered between the columns of one row:
+ * columns under one prefix (tls.*, payload.out.*) come one after another. */
+typedef struct {
+    PyObject *route;   /* the route whose prefix was walked last (borrowed from the plan) */
+    PyObject *holder;  /* what its prefix led to (borrowed from the record) */
+} prefix_memo;
+
+static int same_prefix(PyObject *a, PyObject *b) {
+    Py_ssize_t n = PyTuple_GET_SIZE(a);
+    if (n != PyTuple_GET_SIZE(b)) return 0;
+    for (Py_ssize_t j = 0; j < n - 1; j++)
+        if (PyTuple_GET_ITEM(a, j) != PyTuple_GET_ITEM(b, j)) return 0;  /* the plan's keys are interned */
+    return 1;
+}
+
 /* The value of one column before its cell is made (a new reference), and whether it was None before ``then``. */
-static PyObject *column_value(PyObject *rec, PyObject *route, int *was_none) {
+static PyObject *column_value(PyObject *rec, PyObject *route, int *was_none, prefix_memo *memo) {
     if (!PyTuple_Check(route)) {
         PyObject *v = PyObject_CallOneArg(route, rec);
         *was_none = v == Py_None;
         return v;
     }
     PyObject *holder = rec;
-    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(route); j++) {
+    Py_ssize_t depth = PyTuple_GET_SIZE(route), j = 0;
+    if (memo && depth > 1) {
+        if (memo->route && same_prefix(memo->route, route)) {
+            holder = memo->holder;
+            j = depth - 1;
+        } else {
+            for (; j < depth - 1; j++) {
+                if (!PyDict_Check(holder)) { holder = Py_None; break; }
+                PyObject *got = PyDict_GetItemWithError(holder, PyTuple_GET_ITEM(route, j));
+                if (!got) {
+                    if (PyErr_Occurred()) return NULL;
+                    got = Py_None;
+                }
+                holder = got;
+            }
+            j = depth - 1;
+            memo->route = route;
+            memo->holder = holder;
+        }
+    }
+    for (; j < depth; j++) {
         if (!PyDict_Check(holder)) { holder = Py_None; break; }  /* a step that is not a dict reads None */
         PyObject *got = PyDict_GetItemWithError(holder, PyTuple_GET_ITEM(route, j));
         if (!got) {
@@ -587,6 +622,7 @@ static PyObject *tsv_row(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     b.p = b.local; b.n = 0; b.cap = sizeof b.local;
     int not_ascii = 0;
     PyObject *result = NULL;
+    prefix_memo memo = {NULL, NULL};
     for (Py_ssize_t i = 0; i < ncol; i++) {
         PyObject *entry = PyTuple_GET_ITEM(plan, i);
         if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 5) {
@@ -597,7 +633,7 @@ static PyObject *tsv_row(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         PyObject *then = PyTuple_GET_ITEM(entry, 2), *careful = PyTuple_GET_ITEM(entry, 3);
         if (i && !ob_put(&b, "\t", 1)) goto done;
         int was_none, ok;
-        PyObject *v = column_value(rec, PyTuple_GET_ITEM(entry, 1), &was_none);
+        PyObject *v = column_value(rec, PyTuple_GET_ITEM(entry, 1), &was_none, &memo);
         if (!v) goto done;
         if (then != Py_None && was_none) {
             ok = ob_str(&b, PyTuple_GET_ITEM(entry, 4), &not_ascii);
@@ -625,7 +661,7 @@ done:
             PyObject *entry = PyTuple_GET_ITEM(plan, i);
             PyObject *then = PyTuple_GET_ITEM(entry, 2), *text;
             int was_none;
-            PyObject *v = column_value(rec, PyTuple_GET_ITEM(entry, 1), &was_none);
+            PyObject *v = column_value(rec, PyTuple_GET_ITEM(entry, 1), &was_none, NULL);
             if (!v) { Py_DECREF(cells); return NULL; }
             if (then != Py_None && was_none) {
                 text = PyTuple_GET_ITEM(entry, 4);
