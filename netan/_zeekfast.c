@@ -7,6 +7,8 @@
  *   tsv_conn(line, plan)      -> the CONN_FIELDS tuple of one TSV conn.log line
  *                                (reader._tsv_conn_extractor), or None
  *   tsv_record(line, plan, ctx) -> both at once (the record, else the tuple, else None)
+ *   json_conn(obj, names, seconds) -> the CONN_FIELDS tuple of a flat JSON conn record
+ *                                (reader._conn_json's plain case), or None
  *   conn_record(c, ctx)       -> the flow record of a conn tuple with no side-log
  *                                entries (convert.Joiner.conn_flow), or None
  *   tsv_row(plan, record)     -> one netan_flows.log row (sinks.zeek._compile_row)
@@ -437,38 +439,52 @@ static size_t u64_text(char *out, uint64_t x) {
     return n;
 }
 
+/* |v| rounded to whole millionths, ties to even, from the double's exact value: 1 and *q when
+ * |v| < 2**53 and the result fits 64 bits (what Python's "%.6f" and round(v, 6) compute with dtoa). */
+static int micros(double v, uint64_t *q_out) {
+    int e;
+    double m = frexp(fabs(v), &e);  /* |v| = m * 2**e, 0.5 <= m < 1 */
+    if (v == 0.0) { *q_out = 0; return 1; }
+    if (e > 53 || e <= -900) return 0;
+    uint64_t mant = (uint64_t)ldexp(m, 53);  /* exact: |v| = mant * 2**(e-53) */
+    int shift = 53 - e;  /* >= 0 */
+    unsigned __int128 x = (unsigned __int128)mant * 1000000u, q;
+    if (shift == 0) q = x;
+    else if (shift > 100) q = 0;  /* below 2**-47: rounds to 0 */
+    else {
+        q = x >> shift;
+        unsigned __int128 rem = x - (q << shift), half = (unsigned __int128)1 << (shift - 1);
+        if (rem > half || (rem == half && (q & 1))) q++;
+    }
+    if (q >> 64) return 0;
+    *q_out = (uint64_t)q;
+    return 1;
+}
+
+/* Python's round(v, 6) for a finite double: the millionths as a decimal, read back correctly
+ * rounded (q / 1e6 is one correctly rounded IEEE division of exact operands when q < 2**53). */
+static int round6(double v, double *out) {
+    uint64_t q;
+    if (!micros(v, &q) || q >= ((uint64_t)1 << 53)) return 0;
+    *out = copysign((double)q / 1e6, v);
+    return 1;
+}
+
 /* "%.6f" of a finite double, exactly as Python prints it (correctly rounded, ties to even); with
  * ``strip`` trailing zeros go and "x." becomes "x.0" (sinks.zeek._fmt_double). Integer arithmetic on
  * the double's exact value when it is below 2**53; PyOS_double_to_string otherwise. */
 static int ob_fixed6(outbuf *b, double v, int strip) {
     char tmp[64];
     size_t n = 0;
-    int e;
-    double m = frexp(fabs(v), &e);  /* |v| = m * 2**e, 0.5 <= m < 1 */
-    if (v == 0.0 || (e <= 53 && e > -900)) {
-        unsigned __int128 q;
-        if (v == 0.0) q = 0;
-        else {
-            uint64_t mant = (uint64_t)ldexp(m, 53);  /* exact: |v| = mant * 2**(e-53) */
-            int shift = 53 - e;  /* >= 0 */
-            unsigned __int128 x = (unsigned __int128)mant * 1000000u;
-            if (shift == 0) q = x;
-            else if (shift > 100) q = 0;  /* below 2**-47: rounds to 0 */
-            else {
-                q = x >> shift;
-                unsigned __int128 rem = x - (q << shift), half = (unsigned __int128)1 << (shift - 1);
-                if (rem > half || (rem == half && (q & 1))) q++;
-            }
-        }
-        if (q >> 64) goto slow;
-        uint64_t q64 = (uint64_t)q, ip = q64 / 1000000u, fp = q64 % 1000000u;
+    uint64_t q;
+    if (micros(v, &q)) {
+        uint64_t ip = q / 1000000u, fp = q % 1000000u;
         if (signbit(v)) tmp[n++] = '-';
         n += u64_text(tmp + n, ip);
         tmp[n++] = '.';
         for (int i = 5; i >= 0; i--) { tmp[n + (size_t)i] = (char)('0' + fp % 10); fp /= 10; }
         n += 6;
     } else {
-    slow:;
         char *s = PyOS_double_to_string(v, 'f', 6, 0, NULL);
         if (!s) return 0;
         int ok = ob_put(b, s, strlen(s));
@@ -691,6 +707,97 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------ json_conn */
+
+/* Zeek's ISO 8601 time, 2018-03-24T17:15:20.615923Z, as jsonlog.json_time's fast path reads it: the
+ * whole seconds from its memo ``seconds`` (a miss is left to Python, which fills it), the fraction
+ * cut to six digits; float("<secs>.<ffffff>") is the one correctly rounded division below. */
+static PyObject *iso_time(PyObject *v, PyObject *seconds) {
+    Py_ssize_t n = PyUnicode_GET_LENGTH(v);
+    if (!PyUnicode_IS_ASCII(v) || !PyDict_Check(seconds) || n <= 21 || n > 64) return NULL;
+    const char *t = (const char *)PyUnicode_DATA(v);
+    if (t[19] != '.' || t[n - 1] != 'Z' || t[4] != '-' || t[10] != 'T') return NULL;
+    uint64_t frac = 0;
+    for (Py_ssize_t i = 20; i < n - 1; i++) {
+        if (t[i] < '0' || t[i] > '9') return NULL;
+        if (i < 26) frac = frac * 10 + (uint64_t)(t[i] - '0');
+    }
+    for (Py_ssize_t i = n - 1; i < 26; i++) frac *= 10;  /* fewer than six digits: zeros after them */
+    PyObject *key = PyUnicode_Substring(v, 0, 19);
+    if (!key) return NULL;
+    PyObject *secs_o = PyDict_GetItemWithError(seconds, key);
+    Py_DECREF(key);
+    if (!secs_o || !PyLong_CheckExact(secs_o)) { PyErr_Clear(); return NULL; }
+    long long secs = PyLong_AsLongLong(secs_o);
+    if (secs < 0 || secs > 9000000000LL) { PyErr_Clear(); return NULL; }
+    return PyFloat_FromDouble((double)((uint64_t)secs * 1000000u + frac) / 1e6);
+}
+
+/* A Zeek time or interval from JSON as reader._conn_json's plain case reads it (jsonlog.json_time /
+ * json_interval for a number): a new float, None, or NULL without an error when not plain. */
+static PyObject *json_seconds(PyObject *v, int is_time, PyObject *seconds) {
+    if (v == Py_None || PyBool_Check(v)) Py_RETURN_NONE;
+    double f, r;
+    if (is_time && PyUnicode_CheckExact(v)) return iso_time(v, seconds);
+    if (PyFloat_CheckExact(v)) f = PyFloat_AS_DOUBLE(v);
+    else if (PyLong_CheckExact(v)) {
+        f = PyLong_AsDouble(v);
+        if (f == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return NULL; }
+    } else return NULL;
+    if (!isfinite(f)) return NULL;
+    if (is_time && fabs(f) >= 1e11) f = f / 1000.0;  /* JSON::TS_MILLIS */
+    if (!round6(f, &r)) return NULL;
+    return PyFloat_FromDouble(r);
+}
+
+/* json_conn(obj, names, seconds): the CONN_FIELDS tuple of a flat JSON conn record (names: CONN_FIELDS'
+ * names; seconds: jsonlog's memo of ISO whole seconds)
+ * when every value has its plain type and the line is usable; else None (the Python path decides). */
+static PyObject *json_conn(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyDict_Check(args[0]) || !PyTuple_Check(args[1]) || PyTuple_GET_SIZE(args[1]) != NCONN) {
+        PyErr_SetString(PyExc_TypeError, "json_conn(obj: dict, names: tuple of the conn field names, seconds: dict)");
+        return NULL;
+    }
+    PyObject *obj = args[0], *names = args[1], *v[NCONN];
+    for (int i = 0; i < NCONN; i++) {
+        v[i] = PyDict_GetItemWithError(obj, PyTuple_GET_ITEM(names, i));
+        if (!v[i]) {
+            if (PyErr_Occurred()) return NULL;
+            v[i] = Py_None;
+        }
+    }
+    for (int i = 0; i < NCONN; i++) {
+        PyObject *x = v[i];
+        switch (i) {
+        case F_TS: case F_DUR: break;
+        case F_OP: case F_RP:
+            if (!PyLong_CheckExact(x)) Py_RETURN_NONE;
+            break;
+        case F_OB: case F_RB: case F_MISSED: case F_OPK: case F_RPK: case F_IPP:
+            if (x != Py_None && !PyLong_CheckExact(x)) Py_RETURN_NONE;
+            break;
+        case F_UID: case F_OH: case F_RH:
+            if (!PyUnicode_CheckExact(x)) Py_RETURN_NONE;
+            break;
+        default:
+            if (x != Py_None && !PyUnicode_CheckExact(x)) Py_RETURN_NONE;
+        }
+    }
+    if (PyUnicode_GET_LENGTH(v[F_OH]) == 0 || PyUnicode_GET_LENGTH(v[F_RH]) == 0) Py_RETURN_NONE;
+    PyObject *ts = json_seconds(v[F_TS], 1, args[2]);
+    if (!ts) { if (PyErr_Occurred()) return NULL; Py_RETURN_NONE; }
+    if (ts == Py_None) { Py_DECREF(ts); Py_RETURN_NONE; }  /* no time: the Python path reports it */
+    PyObject *dur = json_seconds(v[F_DUR], 0, NULL);
+    if (!dur) { Py_DECREF(ts); if (PyErr_Occurred()) return NULL; Py_RETURN_NONE; }
+    PyObject *out = PyTuple_New(NCONN);
+    if (!out) { Py_DECREF(ts); Py_DECREF(dur); return NULL; }
+    for (int i = 0; i < NCONN; i++) {
+        PyObject *x = i == F_TS ? ts : i == F_DUR ? dur : (Py_INCREF(v[i]), v[i]);
+        PyTuple_SET_ITEM(out, i, x);
+    }
+    return out;
+}
+
 static int arity_ok(Py_ssize_t nargs, Py_ssize_t want, const char *usage) {
     if (nargs == want) return 1;
     PyErr_SetString(PyExc_TypeError, usage);
@@ -727,6 +834,8 @@ static PyMethodDef methods[] = {
      "The flow record of a plain conn tuple without side-log entries, or None."},
     {"tsv_record", (PyCFunction)(void (*)(void))tsv_record, METH_FASTCALL,
      "tsv_conn then conn_record: the record, else the tuple, else None."},
+    {"json_conn", (PyCFunction)(void (*)(void))json_conn, METH_FASTCALL,
+     "The CONN_FIELDS tuple of a plain, flat JSON conn record, or None."},
     {"tsv_row", (PyCFunction)(void (*)(void))tsv_row, METH_FASTCALL,
      "One Zeek TSV row (newline included) of a record, from a column plan."},
     {NULL, NULL, 0, NULL},

@@ -187,6 +187,17 @@ def test_other_header_layouts_read_identically(tmp_path: Path, monkeypatch: pyte
     assert assert_lanes_agree([str(tmp_path)], monkeypatch) > 2000
 
 
+def _iso(t: float, rng: random.Random) -> str:
+    """Zeek's ISO 8601 spelling of a time (JSON::TS_ISO8601), now and then spelled otherwise."""
+    import datetime
+
+    whole = datetime.datetime.fromtimestamp(math.floor(t), datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    frac = f"{t - math.floor(t):.9f}"[2:]
+    return rng.choice([f"{whole}.{frac[:6]}Z"] * 6 + [f"{whole}.{frac}Z", f"{whole}.{frac[:3]}Z", f"{whole}Z",
+                                                       f"{whole}.{frac[:6]}z", f"{whole}.{frac[:6]}+00:00",
+                                                       f"1969-12-31T23:59:59.{frac[:6]}Z", f"{whole}.12a456Z"])
+
+
 def test_hostile_json_lines_read_identically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """JSON conn logs reach the C lane as tuples (``conn_record`` alone)."""
     import json
@@ -213,6 +224,8 @@ def test_hostile_json_lines_read_identically(tmp_path: Path, monkeypatch: pytest
                     obj[name] = v
             else:
                 obj[name] = v
+        if isinstance(obj.get("ts"), float) and rng.random() < 0.6:
+            obj["ts"] = _iso(obj["ts"], rng)
         out.append(json.dumps(obj))
     out.append('{"ts": 1700000000.0, "uid": "Cj", "id.orig_h": "10.0.0.1", "id.orig_p": true, '
                '"id.resp_h": "10.0.0.2", "id.resp_p": 80, "proto": "tcp"}')
@@ -254,6 +267,15 @@ def test_the_c_lane_takes_plain_lines() -> None:
         joiner.conn_flow(C_MODULE.tsv_conn(line, layout))  # the Python lane fills the service -> l7 cache
     made = [C_MODULE.tsv_record(line, layout, joiner.plain_context()) for line in lines[60:]]
     assert sum(type(m) is dict for m in made) == len(made)
+
+    from netan.sources.zeek.jsonlog import _SECONDS, json_interval, json_time
+
+    iso = "2023-11-14T22:13:20.0005209Z"
+    want = json_time(iso)  # fills the memo of whole seconds
+    obj = {"ts": iso, "uid": "Cx", "id.orig_h": "10.0.0.1", "id.orig_p": 5, "id.resp_h": "10.0.0.2",
+           "id.resp_p": 443, "proto": "tcp", "duration": 1.23456789, "orig_bytes": 10}
+    c = C_MODULE.json_conn(obj, _CONN_NAMES, _SECONDS)
+    assert c is not None and c[0] == want and c[8] == json_interval(1.23456789) and c[9] == 10
 
 
 # ---- Community ID ------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from netan.sources.zeek.discover import (
     open_text,
     skip_rest_of_line,
 )
-from netan.sources.zeek.jsonlog import json_interval, json_time, read_json
+from netan.sources.zeek.jsonlog import _SECONDS as _ISO_SECONDS, json_interval, json_time, read_json
 from netan.sources.zeek.split import Segment, plan
 from netan.sources.zeek.tsv import (
     TsvHeader,
@@ -254,8 +254,16 @@ def _usable(c: tuple[Any, ...] | list[Any]) -> bool:
 
 
 def _conn_json(lines: Any, path: str, problems: Problems, make: Make | None, first_line: int = 1) -> Iterator[Any]:
-    # Written out field by field: this is the per-line path of JSON conn logs.
+    # Written out field by field: this is the per-line path of JSON conn logs (the plain case in C).
+    jfast = zeekfast.C.json_conn if zeekfast.C is not None else None
     for lineno, obj in read_json(lines, path, problems, first_line):
+        if jfast is not None:
+            c = jfast(obj, _CONN_NAMES, _ISO_SECONDS)
+            if c is not None:
+                out = (lineno, c) if make is None else _made(make, c, path, lineno, problems)
+                if out is not _SKIP:
+                    yield out
+                continue
         g = obj.get
         op, rp, ob, rb, missed, opk, rpk, ipp = (g("id.orig_p"), g("id.resp_p"), g("orig_bytes"), g("resp_bytes"),
                                                  g("missed_bytes"), g("orig_pkts"), g("resp_pkts"), g("ip_proto"))
