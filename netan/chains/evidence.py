@@ -42,53 +42,131 @@ def _where(r: dict[str, Any]) -> str:
 def network_evidence(r: dict[str, Any], baseline: Baseline | None, subject: str,
                      dns_named: bool) -> list[dict[str, Any]]:
     """What the wire alone says about one flow."""
-    return [item(kind, detail()) for kind, detail in _network_findings(r, baseline, subject, dns_named)]
+    found = iter(_network_findings(r, baseline, subject, dns_named))
+    return [item(kind, word(r, *facts)) for kind, word, facts in zip(found, found, found)]
 
 
 def network_kinds(r: dict[str, Any], baseline: Baseline | None, subject: str, dns_named: bool) -> list[str]:
     """The kinds ``network_evidence`` would give, without writing their details (cheap: once per flow)."""
-    return [kind for kind, _ in _network_findings(r, baseline, subject, dns_named)]
+    return _network_findings(r, baseline, subject, dns_named)[::3]
 
 
-Finding = tuple[str, Callable[[], str]]
+#: How a finding is worded: ``word(record, *facts)``. The words are module-level functions, so
+#: asking for kinds only (once per flow) builds no closure and no string.
+Wording = Callable[..., str]
+#: (kind, its wording, the facts the wording needs beyond the record)
+Finding = tuple[str, Wording, tuple]
+#: Findings laid end to end: kind, wording, facts, kind, wording, facts, ... (``[::3]`` is the kinds)
+Findings = list[Any]
+
+
+def _w_no_payload(r: dict[str, Any]) -> str:
+    return f"no payload visible for {_where(r)}"
+
+
+def _w_encrypted_bodies(r: dict[str, Any], enc_bodies: list[dict[str, Any]]) -> str:
+    size = sum(int(u.get("size") or 0) for u in enc_bodies)
+    return (f"{len(enc_bodies)} cleartext-HTTP {enc_bodies[0].get('method', 'POST')} bod"
+            f"{'y' if len(enc_bodies) == 1 else 'ies'} ({size} bytes) of random-looking data to {_where(r)}")
+
+
+def _w_encrypted_payload(r: dict[str, Any], p_out: dict[str, Any], b_out: int, l7: str) -> str:
+    ent = p_out.get("entropy")
+    ent_txt = f", entropy {ent:.2f} bits/byte over {p_out.get('n', 0)} bytes" if isinstance(ent, (int, float)) else ""
+    return f"{b_out} bytes of random-looking {l7 if l7 != 'unknown' else 'unidentified'} payload to {_where(r)}{ent_txt}"
+
+
+def _w_framing(r: dict[str, Any], finding: str) -> str:
+    return f"{finding.replace('_', ' ')} in the flow to {_where(r)}"
+
+
+def _w_upload_dominant(r: dict[str, Any], b_out: int, b_in: int) -> str:
+    return f"{b_out} bytes out vs {b_in} in to {_where(r)}"
+
+
+def _w_direct_ip(r: dict[str, Any]) -> str:
+    return f"{r['dst_ip']} was contacted without a DNS answer naming it"
+
+
+def _w_self_signed(r: dict[str, Any], cert: dict[str, Any]) -> str:
+    return f"self-signed certificate '{cert.get('subject', '')}' at {_where(r)}"
+
+
+def _w_tls_odd_port(r: dict[str, Any]) -> str:
+    return f"TLS on port {r.get('dst_port')} to {_where(r)}"
+
+
+def _w_client_cert(r: dict[str, Any]) -> str:
+    return f"client certificate presented to {_where(r)}"
+
+
+def _w_tls13(r: dict[str, Any]) -> str:
+    return f"TLS 1.3 to {_where(r)}: server certificate not visible"
+
+
+def _w_matching_name(r: dict[str, Any], sni: str) -> str:
+    return f"TLS to {sni}, the name DNS gave for {r['dst_ip']}"
+
+
+def _w_non_tls_443(r: dict[str, Any], l7: str) -> str:
+    return f"{l7} (not TLS) on port 443 to {_where(r)}"
+
+
+def _w_in_baseline(r: dict[str, Any], subject: str) -> str:
+    return f"{_where(r)} is in the baseline of {subject}"
+
+
+def _w_not_in_baseline(r: dict[str, Any], subject: str) -> str:
+    return f"{_where(r)} is not in the baseline of {subject}"
+
+
+def _w_fingerprint(r: dict[str, Any], ja4: Any, subject: str) -> str:
+    return f"TLS fingerprint {ja4} is in the baseline of {subject}"
+
+
+def _w_no_baseline(r: dict[str, Any], subject: str) -> str:
+    return f"{subject} has no baseline; {_where(r)} is new"
+
+
+# the findings that need no facts beyond the record, built once
+_NO_PAYLOAD: Finding = ("payload_not_observable", _w_no_payload, ())
+_DIRECT_IP: Finding = ("direct_ip", _w_direct_ip, ())
+_TLS_ODD_PORT: Finding = ("tls_on_odd_port", _w_tls_odd_port, ())
+_CLIENT_CERT: Finding = ("client_certificate", _w_client_cert, ())
+_TLS13_HIDDEN: Finding = ("tls13_certificate_hidden", _w_tls13, ())
+_NOTHING: dict[str, Any] = {}  # an absent sub-record, read only (one dict, not a new one per flow)
+_TRANSPORTS = ("tcp", "udp", "sctp")  # ICMP quotes other packets; its bytes say nothing
+_DIRECT_PROTOS = ("tcp", "udp")
 
 
 def _network_findings(r: dict[str, Any], baseline: Baseline | None, subject: str,
-                      dns_named: bool) -> list[Finding]:
-    """The network rules, once: each finding is its kind and how to word it.
+                      dns_named: bool) -> Findings:
+    """The network rules, once: each finding is its kind, how to word it and the facts the words need.
 
-    The wording is deferred (a closure) because the chain builder asks every
-    flow for its kinds but only the flows of a chain for their details.
+    The wording is deferred (a module-level function and a tuple of facts, not a closure)
+    because the chain builder asks every flow for its kinds but only the flows of a chain
+    for their details. The common Zeek conn-only record (no payload seen, no TLS, HTTP or
+    framing) skips the rules about those fields on one test each.
     """
-    out: list[Finding] = []
-    add = out.append
+    out: Findings = []
     get = r.get
-    p_out = (get("payload") or {}).get("out") or {}
+    proto, port = get("proto"), get("dst_port")
+    p_out = (get("payload") or _NOTHING).get("out") or _NOTHING
     l7 = get("l7", "unknown")
-    if p_out.get("observable") is False:
-        add(("payload_not_observable", lambda: f"no payload visible for {_where(r)}"))
-    transport = get("proto") in ("tcp", "udp", "sctp")  # ICMP quotes other packets; its bytes say nothing
+    p_observable = p_out.get("observable")
+    if p_observable is False:
+        out += _NO_PAYLOAD
+    p_class = p_out.get("class")
     http = get("http")
-    uploads = [u for u in ((http or {}).get("uploads") or []) if isinstance(u, dict)] if http else []
-    enc_bodies = [u for u in uploads if u.get("body_class") == "encrypted"]
     b_out, b_in = get("bytes_out", 0), get("bytes_in", 0)
+    enc_bodies = [u for u in ((http or {}).get("uploads") or [])
+                  if isinstance(u, dict) and u.get("body_class") == "encrypted"] if http else None
     if enc_bodies:
-        def body_detail() -> str:
-            size = sum(int(u.get("size") or 0) for u in enc_bodies)
-            return (f"{len(enc_bodies)} cleartext-HTTP {enc_bodies[0].get('method', 'POST')} bod"
-                    f"{'y' if len(enc_bodies) == 1 else 'ies'} ({size} bytes) of random-looking data to {_where(r)}")
-
-        add(("non_tls_encrypted_egress", body_detail))
-    elif p_out.get("class") == "encrypted" and l7 not in ENCRYPTED_L7 and b_out >= 16 and transport:
-        def payload_detail() -> str:
-            ent = p_out.get("entropy")
-            ent_txt = f", entropy {ent:.2f} bits/byte over {p_out.get('n', 0)} bytes" if isinstance(ent, (int, float)) else ""
-            return (f"{b_out} bytes of random-looking {l7 if l7 != 'unknown' else 'unidentified'}"
-                    f" payload to {_where(r)}{ent_txt}")
-
-        add(("non_tls_encrypted_egress", payload_detail))
+        out += ("non_tls_encrypted_egress", _w_encrypted_bodies, (enc_bodies,))
+    elif p_class == "encrypted" and l7 not in ENCRYPTED_L7 and b_out >= 16 and proto in _TRANSPORTS:
+        out += ("non_tls_encrypted_egress", _w_encrypted_payload, (p_out, b_out, l7))
     framing = get("framing")
-    encoded = p_out.get("class") == "encoded" and (p_out.get("decoded") or {}).get("class") == "encrypted"
+    encoded = p_class == "encoded" and (p_out.get("decoded") or {}).get("class") == "encrypted"
     if framing or encoded:
         found = set(framing or [])
         if encoded:
@@ -96,39 +174,39 @@ def _network_findings(r: dict[str, Any], baseline: Baseline | None, subject: str
         for finding in sorted(found):
             kind = FRAMING_KINDS.get(finding)
             if kind:
-                add((kind, lambda finding=finding: f"{finding.replace('_', ' ')} in the flow to {_where(r)}"))
+                out += (kind, _w_framing, (finding,))
     if b_out >= 1024 and b_out >= 4 * max(b_in, 1):
-        add(("upload_dominant", lambda: f"{b_out} bytes out vs {b_in} in to {_where(r)}"))
-    tls = get("tls") or {}
-    if not dns_named and not tls.get("sni") and get("proto") in ("tcp", "udp") \
-            and b_out > 0 and l7 != "dns" and get("dst_port") not in DNS_PORTS:
-        add(("direct_ip", lambda: f"{r['dst_ip']} was contacted without a DNS answer naming it"))
+        out += ("upload_dominant", _w_upload_dominant, (b_out, b_in))
+    tls = get("tls") or _NOTHING
+    if not dns_named and not tls.get("sni") and proto in _DIRECT_PROTOS \
+            and b_out > 0 and l7 != "dns" and port not in DNS_PORTS:
+        out += _DIRECT_IP
     if l7 == "tls":
         cert = tls.get("cert") or {}
         if cert.get("self_signed"):
-            add(("self_signed_certificate",
-                 lambda: f"self-signed certificate '{cert.get('subject', '')}' at {_where(r)}"))
-        if get("dst_port") not in STANDARD_TLS_PORTS:
-            add(("tls_on_odd_port", lambda: f"TLS on port {get('dst_port')} to {_where(r)}"))
+            out += ("self_signed_certificate", _w_self_signed, (cert,))
+        if port not in STANDARD_TLS_PORTS:
+            out += _TLS_ODD_PORT
         if tls.get("client_cert"):
-            add(("client_certificate", lambda: f"client certificate presented to {_where(r)}"))
+            out += _CLIENT_CERT
         if str(tls.get("version", "")).endswith("1.3") and not cert:
-            add(("tls13_certificate_hidden", lambda: f"TLS 1.3 to {_where(r)}: server certificate not visible"))
+            out += _TLS13_HIDDEN
         sni, name = tls.get("sni"), get("dst_name")
-        if sni and name and sni.lower() == str(name).lower() and get("dst_port") in STANDARD_TLS_PORTS:
-            add(("standard_tls_matching_name", lambda: f"TLS to {sni}, the name DNS gave for {r['dst_ip']}"))
-    elif get("dst_port") == 443 and get("proto") == "tcp" and l7 not in ENCRYPTED_L7 \
-            and b_out > 0 and (l7 != "unknown" or p_out.get("observable") is not False):
-        add(("non_tls_on_443", lambda: f"{l7} (not TLS) on port 443 to {_where(r)}"))
-    if baseline is not None and baseline.knows_subject(subject):
-        if baseline.destination_known(subject, r):
-            add(("baseline_destination", lambda: f"{_where(r)} is in the baseline of {subject}"))
+        if sni and name and sni.lower() == str(name).lower() and port in STANDARD_TLS_PORTS:
+            out += ("standard_tls_matching_name", _w_matching_name, (sni,))
+    elif port == 443 and proto == "tcp" and l7 not in ENCRYPTED_L7 \
+            and b_out > 0 and (l7 != "unknown" or p_observable is not False):
+        out += ("non_tls_on_443", _w_non_tls_443, (l7,))
+    if baseline is not None:
+        if baseline.knows_subject(subject):
+            if baseline.destination_known(subject, r):
+                out += ("baseline_destination", _w_in_baseline, (subject,))
+            else:
+                out += ("new_destination", _w_not_in_baseline, (subject,))
+            if baseline.fingerprint_known(subject, r):
+                out += ("baseline_fingerprint", _w_fingerprint, (tls.get("ja4"), subject))
         else:
-            add(("new_destination", lambda: f"{_where(r)} is not in the baseline of {subject}"))
-        if baseline.fingerprint_known(subject, r):
-            add(("baseline_fingerprint", lambda: f"TLS fingerprint {tls.get('ja4')} is in the baseline of {subject}"))
-    elif baseline is not None:
-        add(("new_destination", lambda: f"{subject} has no baseline; {_where(r)} is new"))
+            out += ("new_destination", _w_no_baseline, (subject,))
     return out
 
 
