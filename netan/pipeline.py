@@ -28,7 +28,7 @@ from netan.fastpath import BatchEngine
 from netan.fastpath_read import Chunk
 from netan.flows import FlowConfig
 from netan.problems import InputError, Problems
-from netan.sinks.atomic import BUFFER, append_file, atomic_open, dumps, dumps_line, loads, write_json
+from netan.sinks.atomic import BUFFER, atomic_open, copy_into, dumps, dumps_line, loads, write_json
 from netan.sources.pcap import CaptureInfo
 
 __all__ = ["RunOptions", "RunResult", "analyze_captures", "analyze_zeek_logs", "finish_run", "iter_records"]
@@ -204,10 +204,13 @@ def analyze_zeek_logs(paths: list[str], opts: RunOptions, zeek_json: bool = Fals
         with ZeekLogs(opts.out_dir, zeek_json) as zeek_logs:
             zr = ZeekRead(list(paths), problems)
             if stages.join is None:
-                result.flows = _zeek_one_pass(zr, opts, stages, zeek_logs, zeek_json, _zeek_workers(zr, workers))
-                sources = {"inputs": inputs, "engine": {"records": result.flows}, "analyzers": analyzers}
-                _write_results(opts, stages, result, sources, started,
-                               {"read_and_write_s": time.monotonic() - t0}, {}, zeek_logs)
+                def finish(count: int) -> None:
+                    result.flows = count
+                    sources = {"inputs": inputs, "engine": {"records": count}, "analyzers": analyzers}
+                    _write_results(opts, stages, result, sources, started,
+                                   {"read_and_write_s": time.monotonic() - t0}, {}, zeek_logs)
+
+                _zeek_one_pass(zr, opts, stages, zeek_logs, zeek_json, _zeek_workers(zr, workers), finish)
                 return result
             spool_path = os.path.join(opts.out_dir, ".flows.spool.jsonl")
             with open(spool_path, "wb") as spool:
@@ -247,21 +250,26 @@ def _zeek_workers(zr: Any, asked: int | None) -> int:
     return min(os.cpu_count() or 1, 4) if size >= ZEEK_SPLIT_MIN_BYTES else 1
 
 
-def _zeek_one_pass(zr: Any, opts: RunOptions, stages: _Stages, zeek_logs: Any, zeek_json: bool, workers: int) -> int:
-    """Every record of ``zr`` through pass 2 into the outputs; the conn lines shared out among
-    ``workers`` processes when that makes more than one segment. Returns the number of records."""
+def _zeek_one_pass(zr: Any, opts: RunOptions, stages: _Stages, zeek_logs: Any, zeek_json: bool, workers: int,
+                   finish: Callable[[int], None]) -> None:
+    """Every record of ``zr`` through pass 2 into the outputs, then ``finish(number of records)``
+    (the chains and the summary); the conn lines shared out among ``workers`` processes when that
+    makes more than one segment.
+
+    Shared out, each child writes its segment to part files, sends its state, and is told where
+    its part goes in flows.jsonl and netan_flows.log; it copies the part there itself (and
+    syncs the files) while this process reads the rest and scores the chains, which read
+    records back from the still-open flows.jsonl only once every part is in place.
+    """
+    from netan.chains.store import JsonlAt
     from netan.sinks.zeek import FlowRows
     from netan.sources.zeek import fanout
 
     segments = zr.plan(workers) if workers > 1 else []
     if len(segments) <= 1:
-        return _write_flows(itertools.chain(zr.conn(), zr.rest()), opts, stages, zeek_logs.flow)
+        finish(_write_flows(itertools.chain(zr.conn(), zr.rest()), opts, stages, zeek_logs.flow))
+        return
     flows_path = os.path.join(opts.out_dir, "flows.jsonl")
-    if stages.chains is not None:
-        from netan.chains.store import JsonlLines
-
-        stages.chains.store = JsonlLines(flows_path)
-    parts: list[str] = []
 
     def part(records: Iterator[dict], k: int) -> dict[str, Any]:
         """In a child: its segment into part files, with its own chain state."""
@@ -270,34 +278,56 @@ def _zeek_one_pass(zr: Any, opts: RunOptions, stages: _Stages, zeek_logs: Any, z
             rows = FlowRows(fh, zeek_json)
             p2 = _Pass2(out, stages, rows.flow)
             p2.run(records)
-        return {"jsonl": jsonl, "log": rows_log, "count": p2.count, "rows": {"rows": rows.rows,
-                "uid_differs": rows.uid_differs}, "chains": stages.chains.state() if stages.chains else None}
+        return {"jsonl": jsonl, "log": rows_log, "sizes": (os.path.getsize(jsonl), os.path.getsize(rows_log)),
+                "count": p2.count, "rows": {"rows": rows.rows, "uid_differs": rows.uid_differs},
+                "chains": stages.chains.state() if stages.chains else None}
 
     try:
         with atomic_open(flows_path, "wb") as out:
             own = _Pass2(out, stages, zeek_logs.flow)
+            fds = (out.fileno(), zeek_logs.end()[0])
+            ends: list[int] = []  # where the next part goes in flows.jsonl and netan_flows.log
 
-            def take(res: dict[str, Any], k: int) -> None:
-                parts.extend((res["jsonl"], res["log"]))
-                out.flush()
-                base = out.tell()
-                own.at = base + append_file(out, res["jsonl"])
-                zeek_logs.append(res["log"], res["rows"])
+            def take(res: dict[str, Any], k: int) -> tuple[int, int]:
+                if not ends:
+                    out.flush()
+                    ends.extend((out.tell(), zeek_logs.end()[1]))
+                where = (ends[0], ends[1])
+                ends[0] += res["sizes"][0]
+                ends[1] += res["sizes"][1]
+                zeek_logs.count_rows(res["rows"])
                 if stages.chains is not None:
-                    stages.chains.absorb(res["chains"], base)
+                    stages.chains.absorb(res["chains"], where[0])
                 own.count += res["count"]
+                return where
+
+            def place(res: dict[str, Any], where: tuple[int, int]) -> None:
+                """A child's part files into the outputs at ``where`` (run by that child), synced to disk."""
+                for fd, at, path in zip(fds, where, (res["jsonl"], res["log"])):
+                    copy_into(fd, at, path)
+                    os.fdatasync(fd)
 
             out.flush()
             zeek_logs.flush()
-            if not fanout.run(zr, segments, zr.problems, own.run, part, take):
+            settle = fanout.run(zr, segments, zr.problems, own.run, part, take, place)
+            if settle is None:
                 raise _ReadAgain
-            own.run(zr.rest())
+            try:
+                out.seek(ends[0])
+                own.at = ends[0]
+                zeek_logs.skip_to(ends[1])
+                own.run(zr.rest())
+                out.flush()
+                if stages.chains is not None:
+                    stages.chains.store = JsonlAt(out.fileno(), settle)
+                finish(own.count)
+            finally:
+                settle()
     finally:
         for k in range(1, len(segments)):
             for name in ("flows.jsonl", "flows.log"):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(opts.out_dir, f".part-{k}.{name}"))
-    return own.count
 
 
 def _is_dhcp(record: dict) -> bool:

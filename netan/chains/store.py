@@ -8,6 +8,8 @@ only for the flows that end up in a chain. So each observed record gets a
 * ``JsonlLines(path)``: the handle is the byte offset of the record's line in
   a JSON-lines file someone else writes anyway (the pipeline's flows.jsonl):
   nothing is stored twice.
+* ``JsonlAt(fd, ready)``: the same while that file is still being written (``netan zeek``
+  scores chains while other processes place their parts of flows.jsonl).
 * ``Spool()``: the builder's own anonymous temporary file, for callers that
   have no such file (tests, ``netan live``'s re-scoring).
 
@@ -16,12 +18,13 @@ the chain code only reads fields, so this does not change a chain.
 """
 from __future__ import annotations
 
+import os
 import tempfile
-from typing import Any, Iterable, Protocol
+from typing import Any, Callable, Iterable, Protocol
 
 from netan.sinks.atomic import dumps_line, loads
 
-__all__ = ["RecordStore", "JsonlLines", "Spool"]
+__all__ = ["RecordStore", "JsonlLines", "JsonlAt", "Spool"]
 
 
 class RecordStore(Protocol):
@@ -46,6 +49,35 @@ class JsonlLines:
     def get(self, handles: Iterable[int]) -> list[dict[str, Any]]:
         with open(self.path, "rb") as fh:
             return _read_lines(fh, handles)
+
+
+class JsonlAt:
+    """Records by byte offset in a JSON-lines file still open for writing (its descriptor, read with
+    ``pread``, so the writer's position stays where it is); ``ready()`` runs before each read and
+    returns once every byte the handles point at is in the file (other processes may still be
+    writing parts of it). The descriptor must be readable: ``atomic_open``'s temporary file is
+    (``mkstemp`` opens it read-write)."""
+
+    def __init__(self, fd: int, ready: Callable[[], None]) -> None:
+        self.fd = fd
+        self.ready = ready
+
+    def get(self, handles: Iterable[int]) -> list[dict[str, Any]]:
+        self.ready()
+        return [loads(_pread_line(self.fd, h)) for h in handles]
+
+
+def _pread_line(fd: int, at: int) -> bytes:
+    """The line starting at byte ``at`` (its newline included)."""
+    parts = []
+    while True:
+        chunk = os.pread(fd, 1 << 16, at)
+        nl = chunk.find(b"\n")
+        if nl >= 0 or not chunk:
+            parts.append(chunk[:nl + 1] if nl >= 0 else chunk)
+            return b"".join(parts)
+        parts.append(chunk)
+        at += len(chunk)
 
 
 class Spool:

@@ -11,7 +11,7 @@ import os
 import tempfile
 from typing import IO, Any, Iterable, Iterator
 
-__all__ = ["atomic_open", "append_file", "write_json", "write_jsonl", "dumps", "dumps_line", "loads"]
+__all__ = ["atomic_open", "append_file", "copy_into", "write_json", "write_jsonl", "dumps", "dumps_line", "loads"]
 
 
 try:
@@ -78,30 +78,37 @@ def append_file(fh: IO, path: str) -> int:
     """Append the bytes of the file ``path`` to the open file ``fh`` (flushed first), in the kernel
     where it can (``copy_file_range``); returns the number of bytes."""
     fh.flush()
-    out = fh.fileno()
+    raw = getattr(fh, "buffer", fh)  # a text file's bytes underneath (nothing pending after the flush)
+    at = raw.tell()
+    n = copy_into(raw.fileno(), at, path)
+    raw.seek(at + n)
+    return n
+
+
+def copy_into(out: int, at: int, path: str) -> int:
+    """Write the bytes of the file ``path`` into the file descriptor ``out`` from byte ``at``, in the
+    kernel where it can (``copy_file_range``), else with ``pwrite``; ``out``'s own position does not
+    move, so another process may be writing elsewhere in the same file. Returns the number of bytes."""
     total = 0
     with open(path, "rb") as src:
         size = os.fstat(src.fileno()).st_size
         copy = getattr(os, "copy_file_range", None)
         while total < size:
             try:
-                n = copy(src.fileno(), out, size - total) if copy is not None else 0
+                n = copy(src.fileno(), out, size - total, total, at + total) if copy is not None else 0
             except OSError:
                 n = 0
             if n <= 0:  # no kernel copy here (other systems, file systems): plain reads and writes
                 src.seek(total)
                 while chunk := src.read(BUFFER):
-                    _write_all(out, chunk)
-                    total += len(chunk)
+                    view = memoryview(chunk)
+                    while view:
+                        done = os.pwrite(out, view, at + total)
+                        view = view[done:]
+                        total += done
                 break
             total += n
     return total
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def write_json(path: str, obj: Any) -> None:

@@ -461,11 +461,25 @@ class ZeekLogs:
 
     def append(self, path: str, rows: FlowRows | dict[str, Any]) -> None:
         """Add the rows a ``FlowRows`` wrote into the file ``path`` (its state as ``rows`` or ``vars(rows)``)."""
-        state = rows if isinstance(rows, dict) else vars(rows)
-        self._ffh.flush()
         append_file(self._ffh, path)
+        self.count_rows(rows)
+
+    def count_rows(self, rows: FlowRows | dict[str, Any]) -> None:
+        """Account for rows a ``FlowRows`` wrote elsewhere that are (or will be) placed in netan_flows.log."""
+        state = rows if isinstance(rows, dict) else vars(rows)
         self._flows.rows += state["rows"]
         self._flows.uid_differs.update(state["uid_differs"])
+
+    def end(self) -> tuple[int, int]:
+        """(file descriptor, byte offset after the last row) of netan_flows.log, buffers written out:
+        where other processes may place rows (``netan.sinks.atomic.copy_into``)."""
+        self._ffh.flush()
+        return self._ffh.fileno(), self._ffh.buffer.tell()
+
+    def skip_to(self, at: int) -> None:
+        """Write the next rows from byte ``at`` on (the bytes before it are placed by others)."""
+        self._ffh.flush()
+        self._ffh.buffer.seek(at)
 
     def chains(self, chains: Iterable[dict[str, Any]]) -> None:
         uid_of = self._flows.uid_differs
