@@ -405,7 +405,7 @@ class LiveRunner:
         except ImportError as e:
             log.error("chains unavailable: %s", e)
             return
-        builder = ChainBuilder.for_run(context=self.join, baseline_path=self.opts.baseline)
+        builder = ChainBuilder.for_run(context=self.join, baseline_path=self.opts.baseline, graph=False)
         for r in self._records():
             builder.observe(r)
         chains = builder.finalize()

@@ -88,7 +88,7 @@ class _Stages:
         try:
             from netan.chains import ChainBuilder
 
-            self.chains = ChainBuilder.for_run(context=self.join, baseline_path=opts.baseline)
+            self.chains = ChainBuilder.for_run(context=self.join, baseline_path=opts.baseline, graph=bool(opts.graph))
         except ImportError as e:
             self.unavailable["chains"] = f"{type(e).__name__}: {e}"
 

@@ -1,17 +1,21 @@
 """The chain builder's fast paths equal the plain computations they replace.
 
 Each fast path (kinds without wording, numpy staging and Spearman, one sort for all keys,
-packed stable argsort, side ids by what observe reads) is checked against the plain
-computation on seeded random inputs, ties, NaNs and odd values included.
+packed stable argsort, side ids by what observe reads, candidates decided on their evidence
+kinds) is checked against the plain computation on seeded random inputs, ties, NaNs and odd
+values included.
 """
 from __future__ import annotations
 
 import math
 import random
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+import netan.chains.builder as builder_mod
+from netan.chains.analytics import KINDS, score_chain, score_of_kinds
 from netan.chains.baseline import Baseline, subject_of
 from netan.chains.builder import (
     ChainBuilder,
@@ -21,7 +25,7 @@ from netan.chains.builder import (
     _staging,
     _staging_columns,
 )
-from netan.chains.evidence import FRAMING_KINDS, network_evidence, network_kinds
+from netan.chains.evidence import FRAMING_KINDS, item, network_evidence, network_kinds
 from netan.schema import new_flow_record
 
 
@@ -199,3 +203,140 @@ def test_side_ids_follow_subject_of_and_survive_absorb():
     assert a._subjects == [s[2] for s in sides]
     for r, key in zip(records, np.frombuffer(a._key, dtype=np.uint64).tolist()):
         assert sides[key >> 32] == (r["device"], r["app"], subject_of(r), r["dst_port"])
+
+
+# ---- candidates decided on their evidence kinds ----------------------------------------------
+
+def test_score_of_kinds_is_the_score_of_one_item_per_kind():
+    rng = random.Random(11)
+    names = sorted(KINDS)
+    for _ in range(3000):
+        kinds = rng.sample(names, rng.randrange(len(names) + 1))
+        items = [item(k, "x") for k in kinds]
+        items.sort(key=lambda e: (-abs(e["weight"]), e["kind"]))
+        assert score_of_kinds(frozenset(kinds)) == score_chain(items)[0]
+
+
+class _Timeline:
+    """A device timeline whose every answer is drawn from the question (app, time): asked twice,
+    it answers the same, as the real one does."""
+
+    def key_events(self, app, t0, t1):
+        rng = random.Random(f"k|{app}|{t1!r}")
+        return [SimpleNamespace(op=rng.choice(["generate", "import", "integrity_violation", "use"]),
+                                success=rng.choice([None, True, False]), alias=rng.choice(["k1", "k2", "k3"]),
+                                uid=10_001, ts=t1 - rng.randrange(100)) for _ in range(rng.randrange(4))]
+
+    def to_capture(self, ts):
+        return ts
+
+    def app_state(self, app, t):
+        return random.Random(f"s|{app}|{t!r}").choice(["foreground", "visible", "background",
+                                                        "foreground_service", "unknown"])
+
+    def last_user_interaction(self, app, t):
+        return random.Random(f"u|{app}|{t!r}").choice([None, t - 100.0, t - 5000.0])
+
+    def screen_state(self, t):
+        return random.Random(f"sc|{t!r}").choice(["interactive", "non_interactive"])
+
+    def keyguard_state(self, t):
+        return random.Random(f"kg|{t!r}").choice(["shown", "hidden"])
+
+
+_JOIN = SimpleNamespace(ctx=SimpleNamespace(timeline=lambda device: _Timeline() if device == "d1" else None))
+
+
+class _ListStore:
+    def __init__(self, records):
+        self.records = records
+
+    def get(self, handles):
+        return [self.records[h] for h in handles]
+
+
+def _chain_records(seed: int) -> list[dict]:
+    """Flows of many keys: beaconing ones (some with no other evidence), staged uploads, random ones,
+    on devices with and without a timeline, so candidates land on both sides of every threshold."""
+    rng = random.Random(seed)
+    out = []
+    for k in range(70):
+        device, app = rng.choice([None, "d1", "d2"]), rng.choice([None, "com.example.app", "com.other"])
+        src = f"10.0.0.{rng.randrange(3)}"
+        dst_ip, port = rng.choice(["203.0.113.9", "198.51.100.7"]), rng.choice([443, 9999, 8443])
+        name, tls = rng.choice([None, "api.example.com", f"h{k}.example.org"]), _random_record(rng)["tls"]
+        pattern, plain = rng.choice(["beacon", "staging", "random"]), rng.random() < 0.5
+        t = 10_000.0 + rng.randrange(6) * 3600.0
+        for i in range(rng.randrange(24, 40) if pattern == "beacon" else rng.randrange(1, 16)):
+            r = _random_record(rng)
+            if pattern == "beacon":
+                t, b_out = t + 60.0, 1500
+            elif pattern == "staging":
+                gap = rng.choice([60.0, 2000.0, 4000.0, 9000.0])
+                t, b_out = t + gap, int(gap * 8)
+            else:
+                t, b_out = t + rng.uniform(1.0, 30_000.0), rng.choice([0, 10, 1024, 5000, 100_000])
+            if plain:  # nothing but what the conn log says: such a key makes a chain by beaconing alone
+                r.update(payload={"out": {"observable": False}}, framing=[], http=None, l7="unknown",
+                         bytes_in=rng.choice([2000, 10**6]))
+                tls, port = None, 9999
+            r.update(flow_id=f"F{k}.{i}", ts=t, ts_end=t + rng.choice([0.5, 5.0]), device=device, app=app,
+                     src_ip=src, dst_ip=dst_ip, dst_port=port, dst_name=name, tls=tls, bytes_out=b_out)
+            out.append(r)
+    rng.shuffle(out)
+    return out
+
+
+def _finalized(records, baseline, min_score, with_graph=True):
+    cb = ChainBuilder(join=_JOIN, baseline=baseline, min_score=min_score, with_graph=with_graph,
+                      store=_ListStore(records))
+    for i, r in enumerate(records):
+        cb.observe(r, i)
+    return cb, cb.finalize()
+
+
+@pytest.mark.parametrize("baseline", [None, BASELINE])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_evidence_kinds_are_the_kinds_of_the_full_chain(baseline, seed, monkeypatch):
+    """With ``min_score=0`` every candidate is built in full: what ``evidence_kinds`` said of each
+    is what its chain lists, and ``score_of_kinds`` of that is its score."""
+    decided, evidence_kinds = [], builder_mod.evidence_kinds
+
+    def spy(*args):
+        decided.append(evidence_kinds(*args))
+        return decided[-1]
+
+    monkeypatch.setattr(builder_mod, "evidence_kinds", spy)
+    cb, chains = _finalized(_chain_records(seed), baseline, 0)
+    built = [chain for chain, _ in cb.graph._chains]
+    assert len(decided) == len(built) == len(chains) and cb.below_threshold == 0
+    seen = set()
+    for (kinds, keys), chain in zip(decided, built):
+        assert kinds == {e["kind"] for e in chain["evidence"]}
+        assert sorted(keys) == chain["keys"]
+        assert score_of_kinds(kinds) == chain["score"]
+        seen |= kinds
+    # every source of kinds shows up, so the comparison means something
+    assert {"beaconing", "upload_after_silence", "accumulating_uploads", "same_key_many_egress",
+            "key_generated_before_egress", "no_context", "background_state", "upload_dominant"} <= seen
+
+
+@pytest.mark.parametrize("baseline", [None, BASELINE])
+def test_a_threshold_drops_exactly_the_chains_below_it(baseline, tmp_path):
+    """Any ``min_score`` writes the chains of the full run at or above it, counts the rest, and the
+    graph (drawn from the few fields it reads) is the full run's byte for byte."""
+    records = _chain_records(3)
+    full_cb, full = _finalized(records, baseline, 0)
+    full_cb.write_graphml(str(tmp_path / "full.graphml"))
+    scores = sorted({c["score"] for c in full})
+    assert len(scores) >= 6  # chains on both sides of each threshold below
+    for m in scores[1::max(1, len(scores) // 6)] + [101]:
+        cb, chains = _finalized(records, baseline, m)
+        assert chains == [c for c in full if c["score"] >= m]
+        assert cb.below_threshold == len(full) - len(chains) > 0
+        cb.write_graphml(str(tmp_path / "g.graphml"))
+        assert (tmp_path / "g.graphml").read_bytes() == (tmp_path / "full.graphml").read_bytes()
+        plain, no_graph = _finalized(records, baseline, m, with_graph=False)
+        assert no_graph == chains and plain.below_threshold == cb.below_threshold and not plain.graph._chains
+        with pytest.raises(ValueError):
+            plain.write_graphml(str(tmp_path / "none.graphml"))

@@ -18,8 +18,9 @@ so the evidence list alone explains the number.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
-__all__ = ["EvidenceKind", "KINDS", "ANALYTICS", "score_chain", "severity"]
+__all__ = ["EvidenceKind", "KINDS", "ANALYTICS", "score_chain", "score_of_kinds", "severity"]
 
 AN1716, AN1731, AN1762 = "AN1716", "AN1731", "AN1762"
 ANALYTICS = (AN1716, AN1731, AN1762)
@@ -135,3 +136,17 @@ def score_chain(evidence: list[dict]) -> tuple[int, list[str], dict[str, int]]:
         return per[matched[0]], matched, per
     total = sum(e["weight"] for e in evidence)
     return int(max(0, min(39, round(total)))), [], per
+
+
+@lru_cache(maxsize=4096)
+def score_of_kinds(kinds: frozenset[str]) -> int:
+    """The score ``score_chain`` gives a chain whose evidence has exactly these kinds.
+
+    A chain keeps one item per kind, and every item weighs what its kind does in ``KINDS``
+    (``evidence.item`` is never given another weight), so the kinds alone fix the score:
+    the chain builder decides a candidate on its kinds before it words any detail. The
+    items are summed in the order a chain lists them. Few distinct sets occur: cached.
+    """
+    items = sorted(({"kind": k, "weight": KINDS[k].weight} for k in kinds),
+                   key=lambda e: (-abs(e["weight"]), e["kind"]))
+    return score_chain(items)[0]

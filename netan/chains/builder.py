@@ -8,7 +8,10 @@ evidence (beaconing, staging, one key over many egress flows), reads back the
 records of the flows that make a chain (``netan.chains.store``) for their
 evidence details and the context evidence from the device timelines, scores
 each chain with ``analytics.score_chain`` and builds the evidence graph.
-Chains below ``MIN_SCORE`` are counted, not written.
+Chains below ``MIN_SCORE`` are counted, not written: as a score depends on the
+evidence kinds alone (``analytics.score_of_kinds``), such a candidate is decided
+on its kinds, and its details and chain are never written (the graph, which
+shows it too, gets only the few fields it draws).
 
 Why not a small object per flow: a million-flow run then held gigabytes and
 spent its time in the garbage collector, while only the flows of a chain ever
@@ -25,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from netan import SCHEMA
-from netan.chains.analytics import KINDS, score_chain, severity
+from netan.chains.analytics import KINDS, score_chain, score_of_kinds, severity
 from netan.chains.baseline import Baseline, subject_of
 from netan.chains.beacon import beacon_score
 from netan.chains.evidence import ENCRYPTED_L7, context_evidence, item, network_evidence, network_kinds
@@ -73,6 +76,8 @@ class ChainBuilder:
     store: RecordStore | None = None
     below_threshold: int = 0
     graph: EvidenceGraph = field(default_factory=EvidenceGraph)
+    #: whether ``graph`` is kept (False: a run that writes no GraphML spends nothing on it)
+    with_graph: bool = True
 
     def __post_init__(self) -> None:
         self._ts, self._ts_end, self._bytes_out = array("d"), array("d"), array("q")
@@ -88,8 +93,9 @@ class ChainBuilder:
         self._spool: Spool | None = None
 
     @classmethod
-    def for_run(cls, context: Any = None, baseline_path: str | None = None) -> "ChainBuilder":
-        return cls(join=context, baseline=Baseline.load(baseline_path) if baseline_path else None)
+    def for_run(cls, context: Any = None, baseline_path: str | None = None, graph: bool = True) -> "ChainBuilder":
+        return cls(join=context, baseline=Baseline.load(baseline_path) if baseline_path else None,
+                   with_graph=graph)
 
     # ---- pass 2: one record at a time ----------------------------------------------------
     def observe(self, r: dict[str, Any], handle: int | None = None) -> None:
@@ -217,7 +223,7 @@ class ChainBuilder:
                                         staging, (device, subject))
                 if chain is None:
                     continue
-                if chain["score"] < self.min_score:
+                if chain is _BELOW or chain["score"] < self.min_score:
                     self.below_threshold += 1
                     continue
                 chains.append(chain)
@@ -256,22 +262,44 @@ class ChainBuilder:
     def _candidate(self, key: tuple, idx: list[int], is_positive: list[int], ts: list[Any], b_out: list[Any],
                    store: RecordStore, staging: _Staging, ds: tuple) -> dict[str, Any] | None:
         """The chain of one time-split group of a key's flows (``idx``, with their flags, start times
-        and bytes sent), or None."""
+        and bytes sent), ``_BELOW`` when it scores under ``min_score``, or None.
+
+        The score is decided on the evidence kinds first: most candidates end below the
+        threshold, and for them no detail is worded and no chain is built (the graph, when
+        kept, gets the few fields it draws).
+        """
         positive = [i for i, p in zip(idx, is_positive) if p]
         beacon = beacon_score(ts, b_out)
         if positive:
             records = store.get(self._handle[i] for i in positive)
-            slims = [_slim(r) for r in records]
+            slim = _slim
         elif beacon is not None and beacon.score >= 0.8:
             records = store.get(self._handle[i] for i in idx)  # regular contact alone is worth a chain (RITA's premise)
-            slims = [_slim_flow(r) for r in records]
+            slim = _slim_flow
         else:
             return None
-        subject = key[2]
+        device, subject = key[0], key[2]
+        timeline = self._timeline(device)
+        on_ds = staging.of(ds)
+        # context evidence sees the slim records; without a timeline it reads only the time, which a slim copies
+        slims = [slim(r) for r in records] if self.with_graph or timeline is not None else None
+        kinds, keys = evidence_kinds(records, records if slims is None else slims, self.baseline, subject, on_ds,
+                                     beacon is not None and beacon.score >= 0.8, timeline)
+        score = score_of_kinds(kinds)
+        if score < self.min_score:
+            if self.with_graph:
+                self.graph.add_chain(_graph_view(key, records[0]["ts"], score, keys), slims)
+            return _BELOW
+        if slims is None:
+            slims = [slim(r) for r in records]
         flows = [_Flow(r["flow_id"], r["ts"], r["ts_end"],
-                       network_evidence(r, self.baseline, subject, bool(r.get("dst_name"))), slim)
-                 for r, slim in zip(records, slims)]
-        return self._chain(key, flows, beacon, staging.of(ds))
+                       network_evidence(r, self.baseline, subject, bool(r.get("dst_name"))), s)
+                 for r, s in zip(records, slims)]
+        return self._chain(key, flows, beacon, on_ds)
+
+    def _timeline(self, device: Any) -> Any:
+        """The device's context timeline, or None (no context, or a flow no device was bound to)."""
+        return self.join.ctx.timeline(device) if self.join is not None and device else None
 
     def _chain(self, key: tuple, suspicious: list[_Flow], beacon: Any,
                staging: dict[Any, list[dict]]) -> dict[str, Any]:
@@ -294,7 +322,7 @@ class ChainBuilder:
             add(item("beaconing", f"{b.connections} connections to {dest}, every ~{b.median_interval_s:.0f} s, "
                                   f"RITA score {b.score:.2f}"))
         keys: set[str] = set()
-        timeline = self.join.ctx.timeline(device) if self.join is not None and device else None
+        timeline = self._timeline(device)
         for f in suspicious:
             ctx_items, aliases = context_evidence(f.record, timeline)
             keys.update(aliases)
@@ -311,22 +339,68 @@ class ChainBuilder:
             items.append(e)
         items.sort(key=lambda e: (-abs(e["weight"]), e["kind"]))
         score, analytics, per = score_chain(items)
-        first = suspicious[0]
-        cid = "C" + hashlib.blake2b(f"{subject}|{dest}|{port}|{first.ts:.6f}".encode(), digest_size=8).hexdigest()
         chain = {
-            "schema": SCHEMA, "chain_id": cid, "device": device, "app": app, "score": score,
-            "severity": severity(score), "analytics": analytics,
+            "schema": SCHEMA, "chain_id": _chain_id(subject, dest, port, suspicious[0].ts), "device": device,
+            "app": app, "score": score, "severity": severity(score), "analytics": analytics,
             "ts_start": round(min(f.ts for f in suspicious), 6), "ts_end": round(max(f.ts_end for f in suspicious), 6),
             "flows": [f.flow_id for f in suspicious],
-            "destinations": [f"{dest}:{port}" if port else str(dest)], "keys": sorted(keys), "evidence": items,
+            "destinations": [_destination(dest, port)], "keys": sorted(keys), "evidence": items,
             "subject": subject, "analytic_scores": per,
             "based_on": {"network": True, "context": timeline is not None, "baseline": self.baseline is not None},
         }
-        self.graph.add_chain(chain, [f.record for f in suspicious if f.record is not None])
+        if self.with_graph:
+            self.graph.add_chain(chain, [f.record for f in suspicious if f.record is not None])
         return chain
 
     def write_graphml(self, path: str) -> None:
+        if not self.with_graph:
+            raise ValueError("this builder keeps no graph (with_graph=False)")
         self.graph.write_graphml(path)
+
+
+#: What ``ChainBuilder._candidate`` returns for a candidate that scores under ``min_score``.
+_BELOW: dict[str, Any] = {}
+
+
+def _chain_id(subject: str, dest: Any, port: Any, first_ts: Any) -> str:
+    return "C" + hashlib.blake2b(f"{subject}|{dest}|{port}|{first_ts:.6f}".encode(), digest_size=8).hexdigest()
+
+
+def _destination(dest: Any, port: Any) -> str:
+    return f"{dest}:{port}" if port else str(dest)
+
+
+def _graph_view(key: tuple, first_ts: Any, score: int, keys: set[str]) -> dict[str, Any]:
+    """The fields of a chain the graph draws (``graph.GRAPH_FIELDS``), for a chain never written in full."""
+    device, app, subject, dest, port = key
+    return {"chain_id": _chain_id(subject, dest, port, first_ts), "device": device, "app": app,
+            "subject": subject, "score": score, "destinations": [_destination(dest, port)], "keys": sorted(keys)}
+
+
+def evidence_kinds(records: list[dict[str, Any]], contexts: list[dict[str, Any]], baseline: Baseline | None,
+                   subject: str, staging: dict[Any, list[dict[str, Any]]], beaconing: bool,
+                   timeline: Any) -> tuple[frozenset[str], set[str]]:
+    """The kinds of the evidence ``ChainBuilder._chain`` lists for these flows (their records, and what
+    context evidence sees of each), and the key aliases, without wording a network detail.
+
+    The same rules in the same terms as ``_chain``: each flow's network kinds and staging at its
+    start time, beaconing, each flow's context evidence, then one key over many egress flows.
+    """
+    kinds: set[str] = set()
+    for r in records:
+        kinds.update(network_kinds(r, baseline, subject, bool(r.get("dst_name"))))
+        for e in staging.get(r["ts"], ()):
+            kinds.add(e["kind"])
+    if beaconing:
+        kinds.add("beaconing")
+    keys: set[str] = set()
+    for c in contexts:
+        ctx_items, aliases = context_evidence(c, timeline)
+        keys.update(aliases)
+        kinds.update(e["kind"] for e in ctx_items)
+    if keys and len(records) >= 3 and "key_generated_before_egress" in kinds:
+        kinds.add("same_key_many_egress")
+    return frozenset(kinds), keys
 
 
 def _slim(r: dict[str, Any]) -> dict[str, Any]:

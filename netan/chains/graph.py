@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["EvidenceGraph"]
+__all__ = ["EvidenceGraph", "GRAPH_FIELDS"]
+
+#: The fields of a chain the graph draws: a chain that is never written is added with these alone.
+GRAPH_FIELDS = frozenset({"chain_id", "device", "app", "subject", "score", "destinations", "keys"})
 
 
 def _attrs(**kw: Any) -> dict[str, Any]:
@@ -20,6 +23,7 @@ class EvidenceGraph:
         self._g = None
 
     def add_chain(self, chain: dict[str, Any], flows: list[dict[str, Any]]) -> None:
+        """Keep ``chain`` (read for its ``GRAPH_FIELDS`` only) and the records of its flows."""
         self._chains.append((chain, flows))
         self._g = None
 
