@@ -11,6 +11,8 @@
  *                                (reader._conn_json's plain case), or None
  *   conn_record(c, ctx)       -> the flow record of a conn tuple with no side-log
  *                                entries (convert.Joiner.conn_flow), or None
+ *   chain_observe(state, record, handle) -> ChainBuilder.observe's bookkeeping (the rules stay
+ *                                in Python), True, or None
  *   tsv_row(plan, record)     -> one netan_flows.log row (sinks.zeek._compile_row)
  *
  * None means "not the plain case": the caller runs the Python code for that
@@ -798,6 +800,139 @@ static PyObject *json_conn(PyObject *self, PyObject *const *args, Py_ssize_t nar
     return out;
 }
 
+/* ------------------------------------------------------------------ chain_observe */
+
+/* chain_observe(state, record, handle): ChainBuilder.observe's bookkeeping for a record whose
+ * side is known and whose times and size have their plain types; True when done, None when the
+ * Python observe must do it (nothing changed then). The evidence rules stay in Python (state's
+ * ``kinds``, called once).
+ * state = (who: dict, subjects: list, dests: dict, strong: frozenset, kinds, baseline,
+ *          appends: (ts, ts_end, bytes_out, key, handle, flags) bound array.append methods, names)
+ * names = ("app", "dst_port", "device", "src_ip", "dst_name", "tls", "sni", "dst_ip", "bytes_out",
+ *          "l7", "ts", "ts_end", "dns") */
+enum { N_APP, N_PORT, N_DEVICE, N_SRC_IP, N_DST_NAME, N_TLS, N_SNI, N_DST_IP, N_BYTES_OUT, N_L7, N_TS, N_TS_END,
+       N_DNS, NNAMES };
+
+static PyObject *call_append(PyObject *append, PyObject *v) {
+    if (!v) return NULL;
+    PyObject *r = PyObject_CallOneArg(append, v);
+    Py_DECREF(v);
+    return r;
+}
+
+static PyObject *chain_observe(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyTuple_Check(args[0]) || PyTuple_GET_SIZE(args[0]) != 8 || !PyDict_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "chain_observe(state: tuple, record: dict, handle: int)");
+        return NULL;
+    }
+    PyObject *st = args[0], *r = args[1], *handle = args[2];
+    PyObject *who_d = PyTuple_GET_ITEM(st, 0), *subjects = PyTuple_GET_ITEM(st, 1), *dests = PyTuple_GET_ITEM(st, 2);
+    PyObject *strong = PyTuple_GET_ITEM(st, 3), *kinds_fn = PyTuple_GET_ITEM(st, 4), *baseline = PyTuple_GET_ITEM(st, 5);
+    PyObject *appends = PyTuple_GET_ITEM(st, 6), *names = PyTuple_GET_ITEM(st, 7);
+    if (!PyDict_Check(who_d) || !PyList_Check(subjects) || !PyDict_Check(dests) || !PyAnySet_Check(strong) ||
+        !PyTuple_Check(appends) || PyTuple_GET_SIZE(appends) != 6 || !PyTuple_Check(names) ||
+        PyTuple_GET_SIZE(names) != NNAMES || !PyLong_CheckExact(handle))
+        Py_RETURN_NONE;
+    PyObject *v[NNAMES];
+    for (int i = 0; i < N_DNS; i++) {
+        if (i == N_SNI) { v[i] = NULL; continue; }
+        v[i] = PyDict_GetItemWithError(r, PyTuple_GET_ITEM(names, i));
+        if (!v[i] && PyErr_Occurred()) return NULL;
+    }
+    /* what the Python observe keeps aside (odd types) or finds missing: its own path */
+    if (!v[N_TS] || !v[N_TS_END] || !PyFloat_CheckExact(v[N_TS]) || !PyFloat_CheckExact(v[N_TS_END])) Py_RETURN_NONE;
+    PyObject *b_out = v[N_BYTES_OUT];
+    long long b = 0;
+    if (b_out) {
+        int overflow = 0;
+        if (!PyLong_CheckExact(b_out)) Py_RETURN_NONE;
+        b = PyLong_AsLongLongAndOverflow(b_out, &overflow);
+        if (overflow || (b == -1 && PyErr_Occurred())) { PyErr_Clear(); Py_RETURN_NONE; }
+    }
+    PyObject *dst_name = v[N_DST_NAME] ? v[N_DST_NAME] : Py_None;
+    int named = PyObject_IsTrue(dst_name);
+    if (named < 0) return NULL;
+    PyObject *dest = NULL;
+    if (named) dest = dst_name;
+    else {
+        PyObject *tls = v[N_TLS];
+        int has_tls = tls ? PyObject_IsTrue(tls) : 0;
+        if (has_tls < 0) return NULL;
+        if (has_tls) {
+            if (!PyDict_Check(tls)) Py_RETURN_NONE;
+            PyObject *sni = PyDict_GetItemWithError(tls, PyTuple_GET_ITEM(names, N_SNI));
+            if (!sni && PyErr_Occurred()) return NULL;
+            int t = sni ? PyObject_IsTrue(sni) : 0;
+            if (t < 0) return NULL;
+            if (t) dest = sni;
+        }
+        if (!dest) {
+            if (!v[N_DST_IP]) Py_RETURN_NONE;  /* KeyError in Python: let it say so */
+            dest = v[N_DST_IP];
+        }
+    }
+    PyObject *port = v[N_PORT];
+    PyObject *zero = NULL;
+    if (!port) { zero = PyLong_FromLong(0); if (!zero) return NULL; port = zero; }
+    PyObject *who = PyTuple_Pack(4, v[N_DEVICE] ? v[N_DEVICE] : Py_None, v[N_APP] ? v[N_APP] : Py_None,
+                                 v[N_SRC_IP] ? v[N_SRC_IP] : Py_None, port);
+    Py_XDECREF(zero);
+    if (!who) return NULL;
+    PyObject *sid_o = PyDict_GetItemWithError(who_d, who);
+    Py_DECREF(who);
+    if (!sid_o) { if (PyErr_Occurred()) return NULL; Py_RETURN_NONE; }  /* a new side: Python registers it */
+    Py_ssize_t sid = PyLong_AsSsize_t(sid_o);
+    if (sid < 0 || sid >= PyList_GET_SIZE(subjects)) { PyErr_Clear(); Py_RETURN_NONE; }
+    PyObject *subject = PyList_GET_ITEM(subjects, sid);
+    /* from here on the record is noted here */
+    PyObject *did_o = PyDict_GetItemWithError(dests, dest);
+    long long did;
+    if (did_o) did = PyLong_AsLongLong(did_o);
+    else {
+        if (PyErr_Occurred()) return NULL;
+        did = (long long)PyDict_GET_SIZE(dests);
+        PyObject *n = PyLong_FromLongLong(did);
+        if (!n || PyDict_SetItem(dests, dest, n) < 0) { Py_XDECREF(n); return NULL; }
+        Py_DECREF(n);
+    }
+    PyObject *kargs[4] = {r, baseline, subject, named ? Py_True : Py_False};
+    PyObject *kinds = PyObject_Vectorcall(kinds_fn, kargs, 4, NULL);
+    if (!kinds) return NULL;
+    PyObject *it = PyObject_GetIter(kinds);
+    Py_DECREF(kinds);
+    if (!it) return NULL;
+    long flags = 0;
+    PyObject *k;
+    while ((k = PyIter_Next(it))) {
+        int in = PySet_Contains(strong, k);
+        Py_DECREF(k);
+        if (in < 0) { Py_DECREF(it); return NULL; }
+        if (in) { flags = 1; break; }
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) return NULL;
+    if (b >= 1024) {
+        PyObject *l7 = v[N_L7] ? v[N_L7] : Py_None;
+        int is_dns = PyObject_RichCompareBool(l7, PyTuple_GET_ITEM(names, N_DNS), Py_EQ);
+        if (is_dns < 0) return NULL;
+        if (!is_dns) flags |= 2;
+    }
+    PyObject *results[6];
+    Py_INCREF(v[N_TS]); Py_INCREF(v[N_TS_END]); Py_INCREF(handle);
+    PyObject *vals[6] = {v[N_TS], v[N_TS_END], PyLong_FromLongLong(b),
+                         PyLong_FromUnsignedLongLong((unsigned long long)sid << 32 | (unsigned long long)did), handle,
+                         PyLong_FromLong(flags)};
+    for (int i = 0; i < 6; i++) {
+        results[i] = call_append(PyTuple_GET_ITEM(appends, i), vals[i]);
+        if (!results[i]) {
+            for (int j = i + 1; j < 6; j++) Py_XDECREF(vals[j]);
+            return NULL;
+        }
+        Py_DECREF(results[i]);
+    }
+    Py_RETURN_TRUE;
+}
+
 static int arity_ok(Py_ssize_t nargs, Py_ssize_t want, const char *usage) {
     if (nargs == want) return 1;
     PyErr_SetString(PyExc_TypeError, usage);
@@ -836,6 +971,8 @@ static PyMethodDef methods[] = {
      "tsv_conn then conn_record: the record, else the tuple, else None."},
     {"json_conn", (PyCFunction)(void (*)(void))json_conn, METH_FASTCALL,
      "The CONN_FIELDS tuple of a plain, flat JSON conn record, or None."},
+    {"chain_observe", (PyCFunction)(void (*)(void))chain_observe, METH_FASTCALL,
+     "ChainBuilder.observe's bookkeeping for a plain record: True, or None for the Python observe."},
     {"tsv_row", (PyCFunction)(void (*)(void))tsv_row, METH_FASTCALL,
      "One Zeek TSV row (newline included) of a record, from a column plan."},
     {NULL, NULL, 0, NULL},

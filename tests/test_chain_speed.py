@@ -340,3 +340,51 @@ def test_a_threshold_drops_exactly_the_chains_below_it(baseline, tmp_path):
         assert no_graph == chains and plain.below_threshold == cb.below_threshold and not plain.graph._chains
         with pytest.raises(ValueError):
             plain.write_graphml(str(tmp_path / "none.graphml"))
+
+
+@pytest.mark.parametrize("baseline", [None, BASELINE])
+def test_c_observe_notes_what_the_python_observe_notes(baseline, monkeypatch):
+    """``chain_observe`` (netan.zeekfast) against the Python bookkeeping: the same columns, sides,
+    destinations and odd values, over records of every shape the rules read, odd types included."""
+    from netan.chains import builder as builder_module
+
+    if builder_module._C_OBSERVE is None:
+        pytest.skip("netan._zeekfast was not built")
+    rng = random.Random(19)
+    records = []
+    for i in range(4000):
+        r = _random_record(rng)
+        r["device"] = rng.choice([None, None, "aa:bb:cc:dd:ee:ff"])
+        if rng.random() < 0.05:
+            r["ts"] = int(r["ts"])  # an int time
+        if rng.random() < 0.05:
+            r["bytes_out"] = rng.choice([2 ** 70, 12.5, True, None])
+        if rng.random() < 0.03:
+            del r["dst_port"]
+        if rng.random() < 0.03:
+            r["tls"] = rng.choice(["not a dict", {"sni": ""}, {"sni": "x.example"}])
+        records.append(r)
+
+    def noted(c_observe) -> dict:
+        monkeypatch.setattr(builder_module, "_C_OBSERVE", c_observe)
+        cb = ChainBuilder(baseline=baseline, store=object())
+        for i, r in enumerate(records):
+            try:
+                cb.observe(r, i)
+            except (TypeError, AttributeError):  # a size or TLS record no rule can read: both lanes refuse it alike
+                pass
+        return {"columns": {n: getattr(cb, f"_{n}").tobytes() for n in builder_module._NAMES},
+                "sides": list(cb._sides), "dests": list(cb._dests), "odd": dict(cb._odd),
+                "who": dict(cb._who), "subjects": list(cb._subjects)}
+
+    calls = []
+    fast = builder_module._C_OBSERVE
+
+    def counting(state, r, handle):
+        done = fast(state, r, handle)
+        calls.append(done)
+        return done
+
+    with_c = noted(counting)
+    assert calls.count(True) > 2000  # the C lane did most of the work
+    assert with_c == noted(None)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from netan import SCHEMA
+from netan import SCHEMA, zeekfast
 from netan.chains.analytics import KINDS, score_chain, score_of_kinds, severity
 from netan.chains.baseline import Baseline, subject_of
 from netan.chains.beacon import beacon_score
@@ -54,6 +54,10 @@ _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 _NAMES = ("ts", "ts_end", "bytes_out", "key", "handle", "flags")
 _DTYPES = {name: np.dtype(c) for name, c in zip(_NAMES, ("d", "d", "q", "Q", "Q", "B"))}
 _STRONG = frozenset(k for k, v in KINDS.items() if v.weight >= POSITIVE_WEIGHT)
+#: The record fields ``chain_observe`` reads, in the order of its ``N_*`` constants.
+_OBSERVE_KEYS = ("app", "dst_port", "device", "src_ip", "dst_name", "tls", "sni", "dst_ip", "bytes_out", "l7", "ts",
+                 "ts_end", "dns")
+_C_OBSERVE = zeekfast.C.chain_observe if zeekfast.C is not None else None
 
 
 @dataclass
@@ -91,6 +95,7 @@ class ChainBuilder:
         self._who: dict[tuple, int] = {}
         self._subjects: list[str] = []  # by side id
         self._spool: Spool | None = None
+        self._c_state: tuple | None = None  # for chain_observe (``_fast_state``)
 
     @classmethod
     def for_run(cls, context: Any = None, baseline_path: str | None = None, graph: bool = True) -> "ChainBuilder":
@@ -104,6 +109,12 @@ class ChainBuilder:
         Runs once per flow, so it reads each field once and asks the evidence rules for
         kinds only (their wording waits for ``finalize``, and only for chain flows).
         """
+        if handle is not None and _C_OBSERVE is not None:
+            state = self._c_state
+            if state is None or state[5] is not self.baseline:
+                state = self._c_state = self._fast_state()
+            if _C_OBSERVE(state, r, handle):  # the bookkeeping below, in C, for the plain case
+                return
         get = r.get
         app, port = get("app"), get("dst_port", 0)
         # (device, app, src_ip, port) names the chain side and the subject without building the subject's text
@@ -139,6 +150,11 @@ class ChainBuilder:
         self._key.append(sid << 32 | did)
         self._handle.append(handle)
         self._flags.append(flags)
+
+    def _fast_state(self) -> tuple:
+        """What ``netan.zeekfast``'s ``chain_observe`` reads and updates of this builder."""
+        appends = tuple(getattr(self, f"_{name}").append for name in _NAMES)
+        return (self._who, self._subjects, self._dests, _STRONG, network_kinds, self.baseline, appends, _OBSERVE_KEYS)
 
     def _side_of(self, device: Any, app: Any, subject: str, port: Any) -> int:
         """The id of a chain side (device, app, subject, port), a new one on first sight."""
