@@ -629,12 +629,26 @@ static PyObject *column_value(PyObject *rec, PyObject *route, int *was_none, pre
     return holder;
 }
 
+/* The row as str, or as UTF-8 bytes (``as_bytes``: for a file written in binary underneath). */
+static PyObject *row_text(PyObject *plan, PyObject *rec, int as_bytes);
+
 static PyObject *tsv_row(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2 || !PyTuple_Check(args[0]) || !PyDict_Check(args[1])) {
         PyErr_SetString(PyExc_TypeError, "tsv_row(plan: tuple, record: dict)");
         return NULL;
     }
-    PyObject *plan = args[0], *rec = args[1];
+    return row_text(args[0], args[1], 0);
+}
+
+static PyObject *tsv_row_bytes(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyTuple_Check(args[0]) || !PyDict_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "tsv_row_bytes(plan: tuple, record: dict)");
+        return NULL;
+    }
+    return row_text(args[0], args[1], 1);
+}
+
+static PyObject *row_text(PyObject *plan, PyObject *rec, int as_bytes) {
     Py_ssize_t ncol = PyTuple_GET_SIZE(plan);
     outbuf b;
     b.p = b.local; b.n = 0; b.cap = sizeof b.local;
@@ -667,8 +681,11 @@ static PyObject *tsv_row(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         if (!ok) goto done;
     }
     if (!ob_put(&b, "\n", 1)) goto done;
-    result = PyUnicode_New((Py_ssize_t)b.n, 127);
-    if (result) memcpy(PyUnicode_DATA(result), b.p, b.n);
+    if (as_bytes) result = PyBytes_FromStringAndSize(b.p, (Py_ssize_t)b.n);
+    else {
+        result = PyUnicode_New((Py_ssize_t)b.n, 127);
+        if (result) memcpy(PyUnicode_DATA(result), b.p, b.n);
+    }
 done:
     if (b.p != b.local) PyMem_Free(b.p);
     if (!result && not_ascii && !PyErr_Occurred()) {
@@ -705,6 +722,11 @@ done:
         result = nl ? PyUnicode_Concat(joined, nl) : NULL;
         Py_XDECREF(nl);
         Py_DECREF(joined);
+        if (result && as_bytes) {
+            PyObject *encoded = PyUnicode_AsUTF8String(result);
+            Py_DECREF(result);
+            result = encoded;
+        }
     }
     return result;
 }
@@ -975,6 +997,8 @@ static PyMethodDef methods[] = {
      "ChainBuilder.observe's bookkeeping for a plain record: True, or None for the Python observe."},
     {"tsv_row", (PyCFunction)(void (*)(void))tsv_row, METH_FASTCALL,
      "One Zeek TSV row (newline included) of a record, from a column plan."},
+    {"tsv_row_bytes", (PyCFunction)(void (*)(void))tsv_row_bytes, METH_FASTCALL,
+     "tsv_row as UTF-8 bytes."},
     {NULL, NULL, 0, NULL},
 };
 

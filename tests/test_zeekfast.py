@@ -10,8 +10,8 @@ addresses, other protocols), and on random values for each formatting rule.
 from __future__ import annotations
 
 import importlib.util
-import io
 import math
+import tempfile
 import random
 import struct
 from pathlib import Path
@@ -38,11 +38,16 @@ def _read(paths: list[str], use_c: bool, monkeypatch: pytest.MonkeyPatch) -> tup
         m.setattr(zeekfast, "C", C_MODULE if use_c else None)
         problems = Problems()
         records = list(read_zeek(paths, problems, parallel=False))
-        text = io.StringIO()
-        rows = zeek_sink.FlowRows(text)
-        for r in records:
-            rows.flow(r)
-    return [dumps_line(r) for r in records], text.getvalue().splitlines(True), problems.as_dict()
+        with tempfile.TemporaryFile("w+", encoding="utf-8") as text:  # a real file: the C rows go in as bytes
+            text.write("#header\n")
+            rows = zeek_sink.FlowRows(text)
+            for r in records:
+                rows.flow(r)
+            text.write("#close\n")
+            text.flush()
+            text.seek(0)
+            written = text.read().splitlines(True)
+    return [dumps_line(r) for r in records], written, problems.as_dict()
 
 
 def assert_lanes_agree(paths: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
@@ -349,6 +354,7 @@ def test_rows_equal_the_compiled_python_rows() -> None:
                 c_row(r)
             continue
         assert c_row(r) == want == quick(r), r
+        assert C_MODULE.tsv_row_bytes(zeek_sink._flow_plan(), r) == want.encode(), r
 
 
 def test_fixed_point_times_equal_python_formatting() -> None:

@@ -369,13 +369,36 @@ def _careful_cell(i: int, name: str, ztype: str) -> Callable[[Any], str]:
     return env["cell"]
 
 
-def _flow_row(as_json: bool) -> Callable[[dict[str, Any]], str]:
-    """netan_flows.log's row function: the C row (``netan.zeekfast``) for TSV when built, else compiled Python."""
+def _c_rows() -> Any:
+    """The C module of ``netan.zeekfast``, or None (not built, or turned off)."""
     from netan import zeekfast
 
-    if zeekfast.C is None or as_json:
+    return zeekfast.C
+
+
+@functools.lru_cache(maxsize=None)
+def _flow_plan() -> tuple:
+    from netan import zeekfast
+
+    return zeekfast.row_plan(FLOW_COLUMNS, _careful_cell)
+
+
+def _flow_row(as_json: bool) -> Callable[[dict[str, Any]], str]:
+    """netan_flows.log's row function: the C row (``netan.zeekfast``) for TSV when built, else compiled Python."""
+    if _c_rows() is None or as_json:
         return _compile_row(FLOW_COLUMNS, as_json, "netan_flows")
-    return functools.partial(zeekfast.C.tsv_row, zeekfast.row_plan(FLOW_COLUMNS, _careful_cell))
+    return functools.partial(_c_rows().tsv_row, _flow_plan())
+
+
+def _utf8_bytes_under(fh: Any) -> Any:
+    """The binary file under a UTF-8 text file, or None (a StringIO, another encoding)."""
+    import codecs
+
+    raw = getattr(fh, "buffer", None)
+    encoding = getattr(fh, "encoding", None)
+    if raw is None or not encoding or codecs.lookup(encoding).name != "utf-8":
+        return None
+    return raw
 
 
 # ------------------------------------------------------------------ writing
@@ -410,10 +433,17 @@ class FlowRows:
         self.fh = fh
         self.rows = 0
         self.uid_differs: dict[Any, Any] = {}
-        self._row = _flow_row(json)
+        raw = _utf8_bytes_under(fh) if not json else None
+        if raw is not None and _c_rows() is not None:
+            # The C row as bytes straight into the file's binary layer (no str, no encoding step);
+            # the text layer is flushed first and written again only after the rows (#close).
+            fh.flush()
+            self._write, self._row = raw.write, functools.partial(_c_rows().tsv_row_bytes, _flow_plan())
+        else:
+            self._write, self._row = fh.write, _flow_row(json)
 
     def flow(self, f: dict[str, Any]) -> None:
-        self.fh.write(self._row(f))
+        self._write(self._row(f))
         self.rows += 1
         fid = f.get("flow_id")
         uid = f.get("zeek_uid") or fid
