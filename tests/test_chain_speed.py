@@ -344,12 +344,12 @@ def test_a_threshold_drops_exactly_the_chains_below_it(baseline, tmp_path):
 
 @pytest.mark.parametrize("baseline", [None, BASELINE])
 def test_c_observe_notes_what_the_python_observe_notes(baseline, monkeypatch):
-    """``chain_observe`` (netan.zeekfast) against the Python bookkeeping: the same columns, sides,
+    """``chain_observe`` (netan.fastlane) against the Python bookkeeping: the same columns, sides,
     destinations and odd values, over records of every shape the rules read, odd types included."""
     from netan.chains import builder as builder_module
 
     if builder_module._C_OBSERVE is None:
-        pytest.skip("netan._zeekfast was not built")
+        pytest.skip("netan._fastlane was not built")
     rng = random.Random(19)
     records = []
     for i in range(4000):

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from netan import SCHEMA, zeekfast
+from netan import SCHEMA, fastlane
 from netan.chains.analytics import KINDS, score_chain, score_of_kinds, severity
 from netan.chains.baseline import Baseline, subject_of
 from netan.chains.beacon import beacon_score
@@ -57,7 +57,7 @@ _STRONG = frozenset(k for k, v in KINDS.items() if v.weight >= POSITIVE_WEIGHT)
 #: The record fields ``chain_observe`` reads, in the order of its ``N_*`` constants.
 _OBSERVE_KEYS = ("app", "dst_port", "device", "src_ip", "dst_name", "tls", "sni", "dst_ip", "bytes_out", "l7", "ts",
                  "ts_end", "dns")
-_C_OBSERVE = zeekfast.C.chain_observe if zeekfast.C is not None else None
+_C_OBSERVE = fastlane.C.chain_observe if fastlane.C is not None else None
 
 
 @dataclass
@@ -152,7 +152,7 @@ class ChainBuilder:
         self._flags.append(flags)
 
     def _fast_state(self) -> tuple:
-        """What ``netan.zeekfast``'s ``chain_observe`` reads and updates of this builder."""
+        """What ``netan.fastlane``'s ``chain_observe`` reads and updates of this builder."""
         appends = tuple(getattr(self, f"_{name}").append for name in _NAMES)
         return (self._who, self._subjects, self._dests, _STRONG, network_kinds, self.baseline, appends, _OBSERVE_KEYS)
 

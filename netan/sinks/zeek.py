@@ -370,21 +370,21 @@ def _careful_cell(i: int, name: str, ztype: str) -> Callable[[Any], str]:
 
 
 def _c_rows() -> Any:
-    """The C module of ``netan.zeekfast``, or None (not built, or turned off)."""
-    from netan import zeekfast
+    """The C module of ``netan.fastlane``, or None (not built, or turned off)."""
+    from netan import fastlane
 
-    return zeekfast.C
+    return fastlane.C
 
 
 @functools.lru_cache(maxsize=None)
 def _flow_plan() -> tuple:
-    from netan import zeekfast
+    from netan import fastlane
 
-    return zeekfast.row_plan(FLOW_COLUMNS, _careful_cell)
+    return fastlane.row_plan(FLOW_COLUMNS, _careful_cell)
 
 
 def _flow_row(as_json: bool) -> Callable[[dict[str, Any]], str]:
-    """netan_flows.log's row function: the C row (``netan.zeekfast``) for TSV when built, else compiled Python."""
+    """netan_flows.log's row function: the C row (``netan.fastlane``) for TSV when built, else compiled Python."""
     if _c_rows() is None or as_json:
         return _compile_row(FLOW_COLUMNS, as_json, "netan_flows")
     return functools.partial(_c_rows().tsv_row, _flow_plan())

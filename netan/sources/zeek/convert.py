@@ -28,7 +28,7 @@ from binascii import b2a_base64
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
-from netan import zeekfast
+from netan import fastlane
 from netan.schema import new_flow_record
 from netan.sources.zeek.jsonlog import json_time
 from netan.sources.zeek.tsv import canon_text
@@ -240,7 +240,7 @@ _PROTO_NAME = {1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 47: "gre", 50: "esp", 
 from netan.community import (  # noqa: E402 - one Community ID implementation for every source
     _PACK_CACHE, _SEED0, _TAIL, _packed, _sha1, community_id_text as community_id)
 
-_conn_record = zeekfast.C.conn_record if zeekfast.C is not None else None
+_conn_record = fastlane.C.conn_record if fastlane.C is not None else None
 
 
 # ---------------------------------------------------------------- the joiner
@@ -367,13 +367,13 @@ class Joiner:
         return self._fast if not self._names else None
 
     def _fast_context(self) -> None:
-        """What ``netan.zeekfast``'s ``conn_record`` reads and updates: the plain case of
+        """What ``netan.fastlane``'s ``conn_record`` reads and updates: the plain case of
         ``conn_flow`` (no side-log entry for the uid, a new uid, TCP/UDP/ICMP, every count set)."""
-        if zeekfast.C is None or self._mutable_defaults:
+        if fastlane.C is None or self._mutable_defaults:
             self._fast = None
             return
         sides = (self.ssl, self.dns, self.http, self.quic, self.files) if self._side else ()
-        self._fast = (self._conn_template, zeekfast.record_keys(), self._recent, _RECENT_UIDS, sides,
+        self._fast = (self._conn_template, fastlane.record_keys(), self._recent, _RECENT_UIDS, sides,
                       self._l7_cache, self._window.append if self._window is not None else None,
                       self._tail.append if self._tail is not None else None, not_observable_side())
 

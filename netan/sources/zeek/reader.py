@@ -16,7 +16,7 @@ import os
 import struct
 from typing import Any, Callable, Iterator
 
-from netan import zeekfast
+from netan import fastlane
 from netan.problems import Problems
 from netan.sources.zeek.convert import CONN_FIELDS, SIDE_FIELDS, Joiner, normalise
 from netan.sources.zeek.discover import (
@@ -255,7 +255,7 @@ def _usable(c: tuple[Any, ...] | list[Any]) -> bool:
 
 def _conn_json(lines: Any, path: str, problems: Problems, make: Make | None, first_line: int = 1) -> Iterator[Any]:
     # Written out field by field: this is the per-line path of JSON conn logs (the plain case in C).
-    jfast = zeekfast.C.json_conn if zeekfast.C is not None else None
+    jfast = fastlane.C.json_conn if fastlane.C is not None else None
     for lineno, obj in read_json(lines, path, problems, first_line):
         if jfast is not None:
             c = jfast(obj, _CONN_NAMES, _ISO_SECONDS)
@@ -423,7 +423,7 @@ def _conn_tsv(lf: LogFile, problems: Problems, make: Make | None, span: Span | N
     sep, U, nfields = header.separator, header.unset_field, len(header.fields)
     fast, layout = _fast_lane(header)
     joiner = _plain_joiner(make)
-    fused = zeekfast.C.tsv_record if joiner is not None else None
+    fused = fastlane.C.tsv_record if joiner is not None else None
     made = 0  # records the C lane made whole, counted into the joiner at the end
     try:
         text = open_text(path, lf.gzipped, span.start if span is not None else 0)
@@ -509,12 +509,12 @@ def _plain_joiner(make: Make | None) -> Joiner | None:
 
 
 def _fast_lane(header: TsvHeader) -> tuple[Callable[[str, tuple], tuple[Any, ...] | None] | None, tuple | None]:
-    """The C lane for this header's lines (``netan.zeekfast``: the plain lines, exactly as
+    """The C lane for this header's lines (``netan.fastlane``: the plain lines, exactly as
     ``_tsv_conn_extractor`` reads them), or (None, None) without it or without ``#types``."""
-    if zeekfast.C is None or not header.types:
+    if fastlane.C is None or not header.types:
         return None, None
-    layout = zeekfast.conn_plan(header.separator, header.unset_field, header.fields, _CONN_NAMES)
-    return (zeekfast.C.tsv_conn, layout) if layout is not None else (None, None)
+    layout = fastlane.conn_plan(header.separator, header.unset_field, header.fields, _CONN_NAMES)
+    return (fastlane.C.tsv_conn, layout) if layout is not None else (None, None)
 
 
 def _conn_tsv_lenient(lenient: Any, parts: list[str], path: str, lineno: int, problems: Problems) -> tuple[Any, ...]:

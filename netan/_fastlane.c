@@ -1,8 +1,8 @@
-/* The per-line hot path of `netan zeek` for the plain case, in C.
+/* The plain case of netan's per-record hot paths, in C.
  *
- * Three functions, each the fast lane of one Python function that stays the
- * definition (netan/sources/zeek/fast.py wires them in; tests compare both on
- * the corpus and on random and hostile input):
+ * Each function is the fast lane of one Python function that stays the
+ * definition (netan/fastlane.py builds their plans from the Python code;
+ * tests run every input through both lanes and ask for identical output):
  *
  *   tsv_conn(line, plan)      -> the CONN_FIELDS tuple of one TSV conn.log line
  *                                (reader._tsv_conn_extractor), or None
@@ -13,7 +13,8 @@
  *                                entries (convert.Joiner.conn_flow), or None
  *   chain_observe(state, record, handle) -> ChainBuilder.observe's bookkeeping (the rules stay
  *                                in Python), True, or None
- *   tsv_row(plan, record)     -> one netan_flows.log row (sinks.zeek._compile_row)
+ *   tsv_row(plan, record)     -> one netan_flows.log row (sinks.zeek._compile_row);
+ *   tsv_row_bytes(plan, record) the same as UTF-8 bytes
  *
  * None means "not the plain case": the caller runs the Python code for that
  * line, which handles (and reports) everything unusual -- escapes, non-ASCII
@@ -1002,6 +1003,6 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "netan._zeekfast", NULL, -1, methods};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "netan._fastlane", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__zeekfast(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__fastlane(void) { return PyModule_Create(&module); }

@@ -1,7 +1,7 @@
-"""The C lane of ``netan zeek`` (``netan.zeekfast``) against the Python code it accelerates.
+"""The C lane of ``netan zeek`` (``netan.fastlane``) against the Python code it accelerates.
 
 Every comparison runs the same input twice, with the C module and with
-``zeekfast.C = None`` (the Python definitions alone), and asks for identical
+``fastlane.C = None`` (the Python definitions alone), and asks for identical
 records, rows and problems: on Zeek's own logs in ../shared/corpus, on
 generated conn logs full of the values the C lane must refuse (escapes,
 non-ASCII text, odd number spellings, unset counts, repeated uids, bad
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from netan import zeekfast
+from netan import fastlane
 from netan.community import community_id_text
 from netan.problems import Problems
 from netan.sinks import zeek as zeek_sink
@@ -27,15 +27,15 @@ from netan.sources.zeek import read_zeek
 from netan.sources.zeek.convert import Joiner
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
-C_MODULE = zeekfast.C
+C_MODULE = fastlane.C
 
-pytestmark = pytest.mark.skipif(C_MODULE is None, reason="netan._zeekfast was not built (no C compiler)")
+pytestmark = pytest.mark.skipif(C_MODULE is None, reason="netan._fastlane was not built (no C compiler)")
 
 
 def _read(paths: list[str], use_c: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[list[bytes], list[str], dict]:
     """(flows.jsonl lines, netan_flows.log rows, problems) of one read, with or without the C lane."""
     with monkeypatch.context() as m:
-        m.setattr(zeekfast, "C", C_MODULE if use_c else None)
+        m.setattr(fastlane, "C", C_MODULE if use_c else None)
         problems = Problems()
         records = list(read_zeek(paths, problems, parallel=False))
         with tempfile.TemporaryFile("w+", encoding="utf-8") as text:  # a real file: the C rows go in as bytes
@@ -264,7 +264,7 @@ def test_the_c_lane_takes_plain_lines() -> None:
 
     text = _conn_log(random.Random(1), 300, odd_rate=0.0)
     header = [line.split("\t", 1)[1] for line in text.splitlines() if line.startswith("#fields")][0].split("\t")
-    layout = zeekfast.conn_plan("\t", "-", tuple(header), _CONN_NAMES)
+    layout = fastlane.conn_plan("\t", "-", tuple(header), _CONN_NAMES)
     joiner = Joiner()
     joiner.start_conn()
     lines = text.splitlines(True)[7:]

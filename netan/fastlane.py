@@ -1,16 +1,19 @@
-"""The plain-case lane of ``netan zeek`` in C (``netan._zeekfast``), and the plans it runs on.
+"""The plain case of netan's per-record hot paths in C (``netan._fastlane``), and the plans it runs on.
 
-Per conn.log line, Zeek mode parses the columns, builds the flow record and
-writes a netan_flows.log row; in Python that is about 15 us a line, most of it
-the same few operations on ordinary values. The C module does exactly those
-operations for the *plain* case and answers None for anything else, so the
-Python code (``reader._tsv_conn_extractor``, ``Joiner.conn_flow``,
-``sinks.zeek._compile_row``) remains the one definition: it handles and reports
-every unusual line, and the tests hold the two lanes to identical output on
-Zeek's own logs, the corpus and random and hostile input.
+Per conn.log line, Zeek mode parses the columns, builds the flow record, writes
+a netan_flows.log row and notes the flow for the chains; in Python that was
+about 15 us a line, most of it the same few operations on ordinary values.
+The C module does exactly those operations for the *plain* case and answers
+None for anything else, so the Python code (``reader._tsv_conn_extractor``,
+``reader._conn_json``, ``Joiner.conn_flow``, ``sinks.zeek._compile_row``,
+``ChainBuilder.observe``) remains the one definition: it handles and reports
+every unusual record, and the tests hold the two lanes to identical output on
+Zeek's own logs, the corpus and random and hostile input
+(tests/test_fastlane.py, tests/test_chain_speed.py).
 
-Plans are built here from the Python definitions (column positions, record
-keys, the row's column table), so the C code never names a field itself.
+Plans are built here and in those modules from the Python definitions
+(column positions, record keys, the row's column table), so the C code never
+decides what a field means.
 
 ``C`` is the module, or None where it was not built (no compiler) or when
 ``NETAN_PURE_PYTHON=1`` is set; tests set it to None to run the Python lane.
@@ -21,13 +24,13 @@ import os
 from typing import Any, Callable
 
 try:
-    from netan import _zeekfast
+    from netan import _fastlane
 except ImportError:  # pragma: no cover - exercised by setting C = None in tests
-    _zeekfast = None
+    _fastlane = None
 
 __all__ = ["C", "conn_plan", "record_keys", "row_plan"]
 
-C: Any = None if os.environ.get("NETAN_PURE_PYTHON") == "1" else _zeekfast
+C: Any = None if os.environ.get("NETAN_PURE_PYTHON") == "1" else _fastlane
 
 #: The record keys ``conn_record`` sets, in the order of its ``K_*`` constants, then
 #: the payload-side keys and the protocol / class strings it uses.
