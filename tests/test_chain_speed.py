@@ -388,3 +388,34 @@ def test_c_observe_notes_what_the_python_observe_notes(baseline, monkeypatch):
     with_c = noted(counting)
     assert calls.count(True) > 2000  # the C lane did most of the work
     assert with_c == noted(None)
+
+
+def test_finalize_in_batches_equals_finalize_at_once(monkeypatch):
+    """``finalize`` turns the columns of a batch of keys at a time into Python values (memory stays
+    flat); the chains do not depend on the batch size."""
+    from netan.chains import builder as builder_module
+
+    rng = random.Random(8)
+    records = []
+    for i in range(6000):
+        client, server = rng.randrange(12), rng.randrange(9)
+        t = 1000.0 + (i // 9) * 60.0 + rng.random()  # regular contact per pair: beaconing candidates
+        records.append({"flow_id": f"F{i}", "app": None, "device": None, "src_ip": f"10.0.0.{client}",
+                        "dst_ip": f"192.0.2.{server}", "dst_port": rng.choice([443, 8443]), "proto": "tcp",
+                        "l7": rng.choice(["tls", "unknown"]), "ts": t, "ts_end": t + 1.0,
+                        "bytes_out": rng.choice([100, 2000, 50_000]), "bytes_in": rng.choice([10, 100_000]),
+                        "payload": {"out": {"observable": False}}, "tls": None, "framing": []})
+
+    class Store:
+        def get(self, handles):
+            return [dict(records[h]) for h in handles]
+
+    def chains(batch: int) -> list:
+        monkeypatch.setattr(builder_module, "_BATCH_FLOWS", batch)
+        cb = ChainBuilder(store=Store(), with_graph=False, min_score=0)
+        for i, r in enumerate(records):
+            cb.observe(r, i)
+        return cb.finalize()
+
+    whole = chains(1 << 20)
+    assert whole and whole == chains(7) == chains(1)

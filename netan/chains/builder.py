@@ -23,7 +23,7 @@ import hashlib
 from array import array
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -221,28 +221,33 @@ class ChainBuilder:
         # A key makes no chain without a positive flow or the 4 flows beaconing needs.
         wanted = np.flatnonzero(positive | (ends - starts >= 4))
         wanted = wanted[np.argsort(order[starts[wanted]], kind="stable")]  # keys in order of first sight
-        flows, bounds = self._in_time_order(order, starts[wanted], ends[wanted])
-        # the wanted flows' columns as Python values, read once for all keys
-        ts, ts_end, b_out = (self._values(name, flows) for name in ("ts", "ts_end", "bytes_out"))
-        is_positive = (flags[flows] & _POSITIVE).tolist()
-        first_keys = keys[flows[bounds[:-1]]].tolist()
-        flows = flows.tolist()
+        all_flows, all_bounds = self._in_time_order(order, starts[wanted], ends[wanted])
+        del order, starts, ends, wanted
+        all_first_keys = keys[all_flows[all_bounds[:-1]]]
         sides = list(self._sides)
         dests = list(self._dests)
         staging = _Staging(self, sides, flags)
-        for k, lo, hi in zip(first_keys, bounds[:-1].tolist(), bounds[1:].tolist()):
-            sid, did = divmod(k, 1 << 32)
-            device, app, subject, port = sides[sid]
-            key = (device, app, subject, dests[did], port)
-            for a, b in _split(ts, ts_end, lo, hi):
-                chain = self._candidate(key, flows[a:b], is_positive[a:b], ts[a:b], b_out[a:b], store,
-                                        staging, (device, subject))
-                if chain is None:
-                    continue
-                if chain is _BELOW or chain["score"] < self.min_score:
-                    self.below_threshold += 1
-                    continue
-                chains.append(chain)
+        for g0, g1 in _batches(all_bounds, _BATCH_FLOWS):
+            # the columns of a batch of keys' flows as Python values (a batch at a time: memory stays flat)
+            base = int(all_bounds[g0])
+            flows = all_flows[base:int(all_bounds[g1])]
+            ts, ts_end, b_out = (self._values(name, flows) for name in ("ts", "ts_end", "bytes_out"))
+            is_positive = (flags[flows] & _POSITIVE).tolist()
+            flows = flows.tolist()
+            for k, lo, hi in zip(all_first_keys[g0:g1].tolist(), (all_bounds[g0:g1] - base).tolist(),
+                                 (all_bounds[g0 + 1:g1 + 1] - base).tolist()):
+                sid, did = divmod(k, 1 << 32)
+                device, app, subject, port = sides[sid]
+                key = (device, app, subject, dests[did], port)
+                for a, b in _split(ts, ts_end, lo, hi):
+                    chain = self._candidate(key, flows[a:b], is_positive[a:b], ts[a:b], b_out[a:b], store,
+                                            staging, (device, subject))
+                    if chain is None:
+                        continue
+                    if chain is _BELOW or chain["score"] < self.min_score:
+                        self.below_threshold += 1
+                        continue
+                    chains.append(chain)
         chains.sort(key=lambda c: (-c["score"], c["ts_start"], c["chain_id"]))
         return chains
 
@@ -417,6 +422,22 @@ def evidence_kinds(records: list[dict[str, Any]], contexts: list[dict[str, Any]]
     if keys and len(records) >= 3 and "key_generated_before_egress" in kinds:
         kinds.add("same_key_many_egress")
     return frozenset(kinds), keys
+
+
+#: Flows whose columns ``finalize`` holds as Python values at once (~150 bytes each).
+_BATCH_FLOWS = 1 << 16
+
+
+def _batches(bounds: np.ndarray, size: int) -> Iterator[tuple[int, int]]:
+    """Runs [g0, g1) of the groups whose flows lie at ``bounds[g]:bounds[g + 1]``, about ``size``
+    flows a run (a group is never split; one bigger than ``size`` is a run of its own)."""
+    groups = len(bounds) - 1
+    g0 = 0
+    while g0 < groups:
+        g1 = int(np.searchsorted(bounds, bounds[g0] + size, side="right")) - 1
+        g1 = min(max(g1, g0 + 1), groups)
+        yield g0, g1
+        g0 = g1
 
 
 def _slim(r: dict[str, Any]) -> dict[str, Any]:
