@@ -278,9 +278,13 @@ def _zeek_one_pass(zr: Any, opts: RunOptions, stages: _Stages, zeek_logs: Any, z
             rows = FlowRows(fh, zeek_json)
             p2 = _Pass2(out, stages, rows.flow)
             p2.run(records)
+        chain_state = None
+        if stages.chains is not None:
+            chain_state = stages.chains.state()
+            stages.chains.forget_flows()  # the state is a copy; this process keeps only what it places
         return {"jsonl": jsonl, "log": rows_log, "sizes": (os.path.getsize(jsonl), os.path.getsize(rows_log)),
                 "count": p2.count, "rows": {"rows": rows.rows, "uid_differs": rows.uid_differs},
-                "chains": stages.chains.state() if stages.chains else None}
+                "chains": chain_state}
 
     try:
         with atomic_open(flows_path, "wb") as out:
@@ -298,6 +302,7 @@ def _zeek_one_pass(zr: Any, opts: RunOptions, stages: _Stages, zeek_logs: Any, z
                 zeek_logs.count_rows(res["rows"])
                 if stages.chains is not None:
                     stages.chains.absorb(res["chains"], where[0])
+                res["chains"] = None  # absorbed: not kept to the end with the rest of the result
                 own.count += res["count"]
                 return where
 

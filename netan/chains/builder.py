@@ -181,6 +181,13 @@ class ChainBuilder:
         return {"sides": list(self._sides), "dests": list(self._dests), "odd": self._odd,
                 **{name: getattr(self, f"_{name}").tobytes() for name in _NAMES}}
 
+    def forget_flows(self) -> None:
+        """Let go of the per-flow columns (a process whose ``state()`` went to another builder)."""
+        self._ts, self._ts_end, self._bytes_out = array("d"), array("d"), array("q")
+        self._key, self._handle, self._flags = array("Q"), array("Q"), array("B")
+        self._odd = {}
+        self._c_state = None
+
     def absorb(self, state: dict[str, Any], handle_base: int) -> None:
         """Take another builder's flows (``state()``) as if observed here after this builder's own;
         their handles move by ``handle_base`` (where that builder's records start in ``store``)."""

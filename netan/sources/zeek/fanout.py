@@ -49,6 +49,7 @@ def _child(zr: ZeekRead, seg: Segment, k: int, part: Callable[[Records, int], An
     try:
         result = part(zr.segment(seg, problems), k)
         conn.send(("ok", result, zr.joiner.segment_state(), problems))
+        zr.joiner.track()  # what the segment took is sent: let go of its flow-id hashes
         try:
             kind, where = conn.recv()
         except EOFError:
@@ -95,7 +96,9 @@ def run(zr: ZeekRead, segments: list[Segment], problems: Problems, own: Callable
                 raise RuntimeError(f"zeek reader process {k} failed: {result}")
             states.append(state)
             results.append((result, child_problems))
-        if not zr.joiner.absorb(states):
+        joined = zr.joiner.absorb(states)
+        del states  # the segments' flow-id hashes: checked, not needed any more
+        if not joined:
             log.info("zeek: uids repeat across segments; reading again in one process")
             _stop(children, grace=0.0)
             return None
