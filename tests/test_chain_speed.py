@@ -419,3 +419,29 @@ def test_finalize_in_batches_equals_finalize_at_once(monkeypatch):
 
     whole = chains(1 << 20)
     assert whole and whole == chains(7) == chains(1)
+
+
+def test_jsonl_at_reads_lines_of_any_length_from_an_open_file(tmp_path):
+    """``JsonlAt`` (records read back from flows.jsonl while it is still open) gives each record,
+    short or far longer than its first read, the last one without a newline too."""
+    import os
+
+    from netan.chains.store import JsonlAt
+    from netan.sinks.atomic import dumps_line
+
+    records = [{"flow_id": f"F{i}", "pad": "x" * n} for i, n in enumerate([0, 10, 2040, 2047, 2048, 9000, 300_000, 5])]
+    path = tmp_path / "flows.jsonl"
+    handles, at = [], 0
+    with open(path, "w+b") as fh:
+        for r in records:
+            line = dumps_line(r)
+            handles.append(at)
+            fh.write(line)
+            at += len(line)
+        fh.truncate(at - 1)  # the last line without its newline
+        fh.flush()
+        ready = []
+        store = JsonlAt(fh.fileno(), lambda: ready.append(1))
+        got = store.get(reversed(handles))
+        assert got == list(reversed(records)) and ready == [1]
+        assert os.lseek(fh.fileno(), 0, os.SEEK_CUR) == fh.tell()  # the writer's position did not move
