@@ -257,9 +257,10 @@ def _zeek_one_pass(zr: Any, opts: RunOptions, stages: _Stages, zeek_logs: Any, z
     makes more than one segment.
 
     Shared out, each child writes its segment to part files, sends its state, and is told where
-    its part goes in flows.jsonl and netan_flows.log; it copies the part there itself (and
-    syncs the files) while this process reads the rest and scores the chains, which read
-    records back from the still-open flows.jsonl only once every part is in place.
+    its part goes in flows.jsonl and netan_flows.log; it copies the part there itself (then
+    syncs the files) while this process reads the rest and scores the chains, which read the
+    records they need from the still-open flows.jsonl and, for a part not yet copied, from the
+    part's own file. The outputs are committed once every part is in place.
     """
     from netan.chains.store import JsonlAt
     from netan.sinks.zeek import FlowRows
@@ -291,12 +292,14 @@ def _zeek_one_pass(zr: Any, opts: RunOptions, stages: _Stages, zeek_logs: Any, z
             own = _Pass2(out, stages, zeek_logs.flow)
             fds = (out.fileno(), zeek_logs.end()[0])
             ends: list[int] = []  # where the next part goes in flows.jsonl and netan_flows.log
+            placed_parts: list[tuple[int, int, str]] = []  # (offset, length, part file) in flows.jsonl
 
             def take(res: dict[str, Any], k: int) -> tuple[int, int]:
                 if not ends:
                     out.flush()
                     ends.extend((out.tell(), zeek_logs.end()[1]))
                 where = (ends[0], ends[1])
+                placed_parts.append((ends[0], res["sizes"][0], res["jsonl"]))
                 ends[0] += res["sizes"][0]
                 ends[1] += res["sizes"][1]
                 zeek_logs.count_rows(res["rows"])
@@ -307,14 +310,19 @@ def _zeek_one_pass(zr: Any, opts: RunOptions, stages: _Stages, zeek_logs: Any, z
                 return where
 
             def place(res: dict[str, Any], where: tuple[int, int]) -> None:
-                """A child's part files into the outputs at ``where`` (run by that child), synced to disk."""
+                """A child's part files into the outputs at ``where`` (run by that child)."""
                 for fd, at, path in zip(fds, where, (res["jsonl"], res["log"])):
                     copy_into(fd, at, path)
+
+            def sync() -> None:
+                """In a child, its part placed: the outputs written back to disk while the parent scores chains
+                (the parent's own fsync at commit then has little left to wait for)."""
+                for fd in fds:
                     os.fdatasync(fd)
 
             out.flush()
             zeek_logs.flush()
-            settle = fanout.run(zr, segments, zr.problems, own.run, part, take, place)
+            settle = fanout.run(zr, segments, zr.problems, own.run, part, take, place, sync)
             if settle is None:
                 raise _ReadAgain
             try:
@@ -324,7 +332,7 @@ def _zeek_one_pass(zr: Any, opts: RunOptions, stages: _Stages, zeek_logs: Any, z
                 own.run(zr.rest())
                 out.flush()
                 if stages.chains is not None:
-                    stages.chains.store = JsonlAt(out.fileno(), settle)
+                    stages.chains.store = JsonlAt(out.fileno(), placed_parts)
                 finish(own.count)
             finally:
                 settle()

@@ -422,26 +422,25 @@ def test_finalize_in_batches_equals_finalize_at_once(monkeypatch):
 
 
 def test_jsonl_at_reads_lines_of_any_length_from_an_open_file(tmp_path):
-    """``JsonlAt`` (records read back from flows.jsonl while it is still open) gives each record,
-    short or far longer than its first read, the last one without a newline too."""
+    """``JsonlAt`` (records read back from flows.jsonl while it is still open, a stretch of it still
+    in a part file another process is copying in) gives each record, short or far longer than its
+    first read, the last one without a newline too, and leaves the writer's position alone."""
     import os
 
     from netan.chains.store import JsonlAt
     from netan.sinks.atomic import dumps_line
 
     records = [{"flow_id": f"F{i}", "pad": "x" * n} for i, n in enumerate([0, 10, 2040, 2047, 2048, 9000, 300_000, 5])]
-    path = tmp_path / "flows.jsonl"
-    handles, at = [], 0
-    with open(path, "w+b") as fh:
-        for r in records:
-            line = dumps_line(r)
-            handles.append(at)
-            fh.write(line)
-            at += len(line)
-        fh.truncate(at - 1)  # the last line without its newline
+    lines = [dumps_line(r) for r in records]
+    lines[-1] = lines[-1][:-1]  # the last line without its newline
+    handles = [sum(len(x) for x in lines[:i]) for i in range(len(lines))]
+    in_part = (3, 6)  # records 3, 4, 5 are still in the part file: a gap of zeros in the main file
+    part = tmp_path / ".part-1.flows.jsonl"
+    part.write_bytes(b"".join(lines[in_part[0]:in_part[1]]))
+    with open(tmp_path / "flows.jsonl", "w+b") as fh:
+        for i, line in enumerate(lines):
+            fh.write(b"\0" * len(line) if in_part[0] <= i < in_part[1] else line)
         fh.flush()
-        ready = []
-        store = JsonlAt(fh.fileno(), lambda: ready.append(1))
-        got = store.get(reversed(handles))
-        assert got == list(reversed(records)) and ready == [1]
+        store = JsonlAt(fh.fileno(), [(handles[in_part[0]], part.stat().st_size, str(part))])
+        assert store.get(reversed(handles)) == list(reversed(records))
         assert os.lseek(fh.fileno(), 0, os.SEEK_CUR) == fh.tell()  # the writer's position did not move

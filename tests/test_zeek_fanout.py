@@ -137,7 +137,7 @@ def test_a_child_that_dies_before_placing_its_part_is_placed_by_the_parent(
 
     from netan.sources.zeek import fanout
 
-    def send_then_die(zr, seg, k, part, place, conn) -> None:
+    def send_then_die(zr, seg, k, part, place, sync, conn) -> None:
         result = part(zr.segment(seg, Problems()), k)
         conn.send(("ok", result, zr.joiner.segment_state(), Problems()))
         if k % 2:

@@ -8,8 +8,9 @@ only for the flows that end up in a chain. So each observed record gets a
 * ``JsonlLines(path)``: the handle is the byte offset of the record's line in
   a JSON-lines file someone else writes anyway (the pipeline's flows.jsonl):
   nothing is stored twice.
-* ``JsonlAt(fd, ready)``: the same while that file is still being written (``netan zeek``
-  scores chains while other processes place their parts of flows.jsonl).
+* ``JsonlAt(fd, parts)``: the same while that file is still being written (``netan zeek``
+  scores chains while other processes copy their parts into flows.jsonl; those stretches are
+  read from the parts' own files).
 * ``Spool()``: the builder's own anonymous temporary file, for callers that
   have no such file (tests, ``netan live``'s re-scoring).
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Iterable, Protocol
 
 from netan.sinks.atomic import dumps_line, loads
 
@@ -53,18 +54,32 @@ class JsonlLines:
 
 class JsonlAt:
     """Records by byte offset in a JSON-lines file still open for writing (its descriptor, read with
-    ``pread``, so the writer's position stays where it is); ``ready()`` runs before each read and
-    returns once every byte the handles point at is in the file (other processes may still be
-    writing parts of it). The descriptor must be readable: ``atomic_open``'s temporary file is
-    (``mkstemp`` opens it read-write)."""
+    ``pread``, so the writer's position stays where it is), some stretches of which are still in
+    other files: ``parts`` lists (offset, length, path) of each stretch another process is
+    copying in, read from its own file meanwhile. The descriptor must be readable:
+    ``atomic_open``'s temporary file is (``mkstemp`` opens it read-write)."""
 
-    def __init__(self, fd: int, ready: Callable[[], None]) -> None:
+    def __init__(self, fd: int, parts: list[tuple[int, int, str]] | None = None) -> None:
         self.fd = fd
-        self.ready = ready
+        self.parts = sorted(parts or [])
 
     def get(self, handles: Iterable[int]) -> list[dict[str, Any]]:
-        self.ready()
-        return [loads(_pread_line(self.fd, h)) for h in handles]
+        opened: dict[str, int] = {}
+        try:
+            out = []
+            for h in handles:
+                fd, at = self.fd, h
+                for start, length, path in self.parts:
+                    if start <= h < start + length:
+                        if path not in opened:
+                            opened[path] = os.open(path, os.O_RDONLY)
+                        fd, at = opened[path], h - start
+                        break
+                out.append(loads(_pread_line(fd, at)))
+            return out
+        finally:
+            for fd in opened.values():
+                os.close(fd)
 
 
 def _pread_line(fd: int, at: int) -> bytes:

@@ -44,7 +44,8 @@ def available() -> bool:
     return "fork" in mp.get_all_start_methods()
 
 
-def _child(zr: ZeekRead, seg: Segment, k: int, part: Callable[[Records, int], Any], place: Place, conn: Any) -> None:
+def _child(zr: ZeekRead, seg: Segment, k: int, part: Callable[[Records, int], Any], place: Place,
+           sync: Callable[[], None] | None, conn: Any) -> None:
     problems = Problems()
     try:
         result = part(zr.segment(seg, problems), k)
@@ -57,6 +58,8 @@ def _child(zr: ZeekRead, seg: Segment, k: int, part: Callable[[Records, int], An
         if kind == "place":
             place(result, where)
             conn.send(("placed", None))
+            if sync is not None:
+                sync()  # after "placed": the parent reads the part back meanwhile (page cache)
     except BaseException as e:  # noqa: BLE001 -- reported by the parent, which raises it
         conn.send(("error", f"{type(e).__name__}: {e}", None, None))
     finally:
@@ -65,11 +68,13 @@ def _child(zr: ZeekRead, seg: Segment, k: int, part: Callable[[Records, int], An
 
 def run(zr: ZeekRead, segments: list[Segment], problems: Problems, own: Callable[[Records], None],
         part: Callable[[Records, int], Any], take: Callable[[Any, int], Any],
-        place: Place) -> Callable[[], None] | None:
+        place: Place, sync: Callable[[], None] | None = None) -> Callable[[], None] | None:
     """See the module docstring. Raises RuntimeError if a child fails before its result is in.
 
-    The caller must call the returned ``settle`` (or get an exception out of ``run``) before it
-    commits its outputs; children still running then are stopped and reaped.
+    ``sync`` (optional) runs in each child after it has placed its part (and said so): writing
+    the outputs back to disk there overlaps this process's work. The caller must call the
+    returned ``settle()`` (or get an exception out of ``run``) before it commits its outputs;
+    it returns once every part is placed and every child has ended.
     """
     ctx = mp.get_context("fork")
     zr.joiner.track()
@@ -78,8 +83,8 @@ def run(zr: ZeekRead, segments: list[Segment], problems: Problems, own: Callable
     try:
         for k, seg in enumerate(segments[1:], 1):
             conn, child_end = ctx.Pipe(duplex=True)
-            proc = ctx.Process(target=_child, args=(zr, seg, k, part, place, child_end), name=f"netan-zeek-{k}",
-                               daemon=True)
+            proc = ctx.Process(target=_child, args=(zr, seg, k, part, place, sync, child_end),
+                               name=f"netan-zeek-{k}", daemon=True)
             proc.start()
             child_end.close()
             children.append((proc, conn))
@@ -116,7 +121,7 @@ def run(zr: ZeekRead, segments: list[Segment], problems: Problems, own: Callable
         raise
 
     def settle() -> None:
-        """Return once every child has placed its part (placing it here for a child that died)."""
+        """Return once every child has placed its part (placing it here for a child that died) and ended."""
         nonlocal settled
         if settled:
             return
@@ -130,8 +135,10 @@ def run(zr: ZeekRead, segments: list[Segment], problems: Problems, own: Callable
                 if kind != "placed":
                     log.warning("zeek reader process %d did not place its part (%s); placing it here", k, kind)
                     place(result, where)
-        finally:
-            _stop(children, grace=5.0)
+        except BaseException:
+            _stop(children, grace=0.0)
+            raise
+        _stop(children, grace=60.0)
 
     return settle
 
