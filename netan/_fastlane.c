@@ -477,7 +477,7 @@ static int round6(double v, double *out) {
  * ``strip`` trailing zeros go and "x." becomes "x.0" (sinks.zeek._fmt_double). Integer arithmetic on
  * the double's exact value when it is below 2**53; PyOS_double_to_string otherwise. */
 static int ob_fixed6(outbuf *b, double v, int strip) {
-    char tmp[64];
+    char tmp[64], *text = tmp, *owned = NULL;
     size_t n = 0;
     uint64_t q;
     if (micros(v, &q)) {
@@ -488,21 +488,16 @@ static int ob_fixed6(outbuf *b, double v, int strip) {
         for (int i = 5; i >= 0; i--) { tmp[n + (size_t)i] = (char)('0' + fp % 10); fp /= 10; }
         n += 6;
     } else {
-        char *s = PyOS_double_to_string(v, 'f', 6, 0, NULL);
-        if (!s) return 0;
-        int ok = ob_put(b, s, strlen(s));
-        if (ok && strip) {
-            while (b->p[b->n - 1] == '0') b->n--;
-            if (b->p[b->n - 1] == '.') b->p[b->n++] = '0';
-        }
-        PyMem_Free(s);
-        return ok;
+        if (!(owned = text = PyOS_double_to_string(v, 'f', 6, 0, NULL))) return 0;
+        n = strlen(text);
     }
-    if (strip) {
-        while (tmp[n - 1] == '0') n--;
-        if (tmp[n - 1] == '.') tmp[n++] = '0';
+    if (strip) {  /* 'f' with six decimals: at least one zero goes before a '.' can end it */
+        while (text[n - 1] == '0') n--;
+        if (text[n - 1] == '.') text[n++] = '0';
     }
-    return ob_put(b, tmp, n);
+    int ok = ob_put(b, text, n);
+    PyMem_Free(owned);
+    return ok;
 }
 
 static int plain_text(PyObject *v) {
@@ -588,6 +583,21 @@ static int same_prefix(PyObject *a, PyObject *b) {
     return 1;
 }
 
+/* From ``holder``, the keys route[from:to] one after another (a step that is not a dict reads None);
+ * a borrowed reference, NULL on an error. */
+static PyObject *walk(PyObject *holder, PyObject *route, Py_ssize_t from, Py_ssize_t to) {
+    for (Py_ssize_t j = from; j < to; j++) {
+        if (!PyDict_Check(holder)) return Py_None;
+        PyObject *got = PyDict_GetItemWithError(holder, PyTuple_GET_ITEM(route, j));
+        if (!got) {
+            if (PyErr_Occurred()) return NULL;
+            got = Py_None;
+        }
+        holder = got;
+    }
+    return holder;
+}
+
 /* The value of one column before its cell is made (a new reference), and whether it was None before ``then``. */
 static PyObject *column_value(PyObject *rec, PyObject *route, int *was_none, prefix_memo *memo) {
     if (!PyTuple_Check(route)) {
@@ -596,57 +606,55 @@ static PyObject *column_value(PyObject *rec, PyObject *route, int *was_none, pre
         return v;
     }
     PyObject *holder = rec;
-    Py_ssize_t depth = PyTuple_GET_SIZE(route), j = 0;
+    Py_ssize_t depth = PyTuple_GET_SIZE(route), from = 0;
     if (memo && depth > 1) {
-        if (memo->route && same_prefix(memo->route, route)) {
-            holder = memo->holder;
-            j = depth - 1;
-        } else {
-            for (; j < depth - 1; j++) {
-                if (!PyDict_Check(holder)) { holder = Py_None; break; }
-                PyObject *got = PyDict_GetItemWithError(holder, PyTuple_GET_ITEM(route, j));
-                if (!got) {
-                    if (PyErr_Occurred()) return NULL;
-                    got = Py_None;
-                }
-                holder = got;
-            }
-            j = depth - 1;
+        if (!memo->route || !same_prefix(memo->route, route)) {
+            if (!(memo->holder = walk(rec, route, 0, depth - 1))) return NULL;
             memo->route = route;
-            memo->holder = holder;
         }
+        holder = memo->holder;
+        from = depth - 1;
     }
-    for (; j < depth; j++) {
-        if (!PyDict_Check(holder)) { holder = Py_None; break; }  /* a step that is not a dict reads None */
-        PyObject *got = PyDict_GetItemWithError(holder, PyTuple_GET_ITEM(route, j));
-        if (!got) {
-            if (PyErr_Occurred()) return NULL;
-            got = Py_None;
-        }
-        holder = got;
-    }
+    if (!(holder = walk(holder, route, from, depth))) return NULL;
     *was_none = holder == Py_None;
     Py_INCREF(holder);
     return holder;
 }
 
+/* What column ``entry`` shows of ``rec``: the value after the getter's ``then`` (*none_cell = 0), or
+ * the plan's ready cell for a value that was None before ``then`` (*none_cell = 1); a new reference. */
+static PyObject *column_input(PyObject *entry, PyObject *rec, prefix_memo *memo, int *none_cell) {
+    PyObject *then = PyTuple_GET_ITEM(entry, 2);
+    int was_none;
+    PyObject *v = column_value(rec, PyTuple_GET_ITEM(entry, 1), &was_none, memo);
+    *none_cell = v && then != Py_None && was_none;
+    if (!v || then == Py_None) return v;
+    if (*none_cell) {
+        Py_DECREF(v);
+        PyObject *cell = PyTuple_GET_ITEM(entry, 4);
+        Py_INCREF(cell);
+        return cell;
+    }
+    PyObject *w = PyObject_CallOneArg(then, v);
+    Py_DECREF(v);
+    return w;
+}
+
 /* The row as str, or as UTF-8 bytes (``as_bytes``: for a file written in binary underneath). */
 static PyObject *row_text(PyObject *plan, PyObject *rec, int as_bytes);
 
-static PyObject *tsv_row(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+static PyObject *row_call(PyObject *const *args, Py_ssize_t nargs, int as_bytes) {
     if (nargs != 2 || !PyTuple_Check(args[0]) || !PyDict_Check(args[1])) {
         PyErr_SetString(PyExc_TypeError, "tsv_row(plan: tuple, record: dict)");
         return NULL;
     }
-    return row_text(args[0], args[1], 0);
+    return row_text(args[0], args[1], as_bytes);
 }
 
+static PyObject *tsv_row(PyObject *self, PyObject *const *args, Py_ssize_t nargs) { return row_call(args, nargs, 0); }
+
 static PyObject *tsv_row_bytes(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2 || !PyTuple_Check(args[0]) || !PyDict_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "tsv_row_bytes(plan: tuple, record: dict)");
-        return NULL;
-    }
-    return row_text(args[0], args[1], 1);
+    return row_call(args, nargs, 1);
 }
 
 static PyObject *row_text(PyObject *plan, PyObject *rec, int as_bytes) {
@@ -663,21 +671,11 @@ static PyObject *row_text(PyObject *plan, PyObject *rec, int as_bytes) {
             goto done;
         }
         int kind = (int)PyLong_AsLong(PyTuple_GET_ITEM(entry, 0));
-        PyObject *then = PyTuple_GET_ITEM(entry, 2), *careful = PyTuple_GET_ITEM(entry, 3);
         if (i && !ob_put(&b, "\t", 1)) goto done;
-        int was_none, ok;
-        PyObject *v = column_value(rec, PyTuple_GET_ITEM(entry, 1), &was_none, &memo);
+        int none_cell, ok;
+        PyObject *v = column_input(entry, rec, &memo, &none_cell);
         if (!v) goto done;
-        if (then != Py_None && was_none) {
-            ok = ob_str(&b, PyTuple_GET_ITEM(entry, 4), &not_ascii);
-        } else {
-            if (then != Py_None) {
-                PyObject *w = PyObject_CallOneArg(then, v);
-                Py_DECREF(v);
-                if (!(v = w)) goto done;
-            }
-            ok = ob_cell(&b, kind, v, careful, &not_ascii);
-        }
+        ok = none_cell ? ob_str(&b, v, &not_ascii) : ob_cell(&b, kind, v, PyTuple_GET_ITEM(entry, 3), &not_ascii);
         Py_DECREF(v);
         if (!ok) goto done;
     }
@@ -694,23 +692,15 @@ done:
         PyObject *cells = PyList_New(ncol);
         if (!cells) return NULL;
         for (Py_ssize_t i = 0; i < ncol; i++) {
-            PyObject *entry = PyTuple_GET_ITEM(plan, i);
-            PyObject *then = PyTuple_GET_ITEM(entry, 2), *text;
-            int was_none;
-            PyObject *v = column_value(rec, PyTuple_GET_ITEM(entry, 1), &was_none, NULL);
+            PyObject *entry = PyTuple_GET_ITEM(plan, i), *text;
+            int none_cell;
+            PyObject *v = column_input(entry, rec, NULL, &none_cell);
             if (!v) { Py_DECREF(cells); return NULL; }
-            if (then != Py_None && was_none) {
-                text = PyTuple_GET_ITEM(entry, 4);
-                Py_INCREF(text);
-            } else {
-                if (then != Py_None) {
-                    PyObject *w = PyObject_CallOneArg(then, v);
-                    Py_DECREF(v);
-                    if (!(v = w)) { Py_DECREF(cells); return NULL; }
-                }
+            if (none_cell) text = v;
+            else {
                 text = PyObject_CallOneArg(PyTuple_GET_ITEM(entry, 3), v);
+                Py_DECREF(v);
             }
-            Py_DECREF(v);
             if (!text) { Py_DECREF(cells); return NULL; }
             PyList_SET_ITEM(cells, i, text);
         }
