@@ -28,23 +28,19 @@ try:
 except ImportError:  # pragma: no cover - exercised by setting C = None in tests
     _fastlane = None
 
-__all__ = ["C", "conn_plan", "record_keys", "row_plan"]
+__all__ = ["C", "RECORD_KEYS", "conn_plan", "row_plan"]
 
 C: Any = None if os.environ.get("NETAN_PURE_PYTHON") == "1" else _fastlane
 
 #: The record keys ``conn_record`` sets, in the order of its ``K_*`` constants, then
 #: the payload-side keys and the protocol / class strings it uses.
-_RECORD_KEYS = (
+RECORD_KEYS = (
     "flow_id", "community_id", "ts", "ts_end", "proto", "src_ip", "src_port", "dst_ip", "dst_port", "src_mac",
     "bytes_out", "bytes_in", "pkts_out", "pkts_in", "l7", "payload", "framing", "tls", "zeek_uid", "conn_state",
     "history", "missed_bytes",
     "n", "entropy", "class", "observable", "out", "in",
     "tcp", "udp", "icmp", "icmp6", "unknown",
 )
-
-
-def record_keys() -> tuple[str, ...]:
-    return _RECORD_KEYS
 
 
 def conn_plan(separator: str, unset: str, fields: tuple[str, ...], names: tuple[str, ...]) -> tuple | None:

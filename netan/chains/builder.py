@@ -84,10 +84,7 @@ class ChainBuilder:
     with_graph: bool = True
 
     def __post_init__(self) -> None:
-        self._ts, self._ts_end, self._bytes_out = array("d"), array("d"), array("q")
-        self._key, self._handle, self._flags = array("Q"), array("Q"), array("B")
-        #: values that do not fit their column (an int time, a float size), by flow index
-        self._odd: dict[tuple[str, int], Any] = {}
+        self.forget_flows()
         # chain keys as two interned parts: (device, app, subject, port) and the destination
         self._sides: dict[tuple, int] = {}
         self._dests: dict[Any, int] = {}
@@ -95,7 +92,6 @@ class ChainBuilder:
         self._who: dict[tuple, int] = {}
         self._subjects: list[str] = []  # by side id
         self._spool: Spool | None = None
-        self._c_state: tuple | None = None  # for chain_observe (``_fast_state``)
 
     @classmethod
     def for_run(cls, context: Any = None, baseline_path: str | None = None, graph: bool = True) -> "ChainBuilder":
@@ -182,11 +178,12 @@ class ChainBuilder:
                 **{name: getattr(self, f"_{name}").tobytes() for name in _NAMES}}
 
     def forget_flows(self) -> None:
-        """Let go of the per-flow columns (a process whose ``state()`` went to another builder)."""
+        """Empty per-flow columns: a new builder, or one whose ``state()`` went to another builder."""
         self._ts, self._ts_end, self._bytes_out = array("d"), array("d"), array("q")
         self._key, self._handle, self._flags = array("Q"), array("Q"), array("B")
-        self._odd = {}
-        self._c_state = None
+        #: values that do not fit their column (an int time, a float size), by flow index
+        self._odd: dict[tuple[str, int], Any] = {}
+        self._c_state: tuple | None = None  # for chain_observe (``_fast_state``), bound to these columns
 
     def absorb(self, state: dict[str, Any], handle_base: int) -> None:
         """Take another builder's flows (``state()``) as if observed here after this builder's own;

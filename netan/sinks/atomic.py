@@ -11,7 +11,7 @@ import os
 import tempfile
 from typing import IO, Any, Iterable, Iterator
 
-__all__ = ["atomic_open", "append_file", "copy_into", "write_json", "write_jsonl", "dumps", "dumps_line", "loads"]
+__all__ = ["atomic_open", "copy_into", "write_json", "write_jsonl", "dumps", "dumps_line", "loads"]
 
 
 try:
@@ -72,17 +72,6 @@ def atomic_open(path: str, mode: str = "w") -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-
-
-def append_file(fh: IO, path: str) -> int:
-    """Append the bytes of the file ``path`` to the open file ``fh`` (flushed first), in the kernel
-    where it can (``copy_file_range``); returns the number of bytes."""
-    fh.flush()
-    raw = getattr(fh, "buffer", fh)  # a text file's bytes underneath (nothing pending after the flush)
-    at = raw.tell()
-    n = copy_into(raw.fileno(), at, path)
-    raw.seek(at + n)
-    return n
 
 
 def copy_into(out: int, at: int, path: str) -> int:

@@ -26,7 +26,7 @@ import re
 import time
 from typing import Any, Callable, Iterable, TextIO
 
-from netan.sinks.atomic import append_file, atomic_open, dumps
+from netan.sinks.atomic import atomic_open, dumps
 
 __all__ = ["write_zeek_logs", "ZeekLogs", "FlowRows", "FLOW_COLUMNS", "CHAIN_COLUMNS", "FLOWS_LOG", "CHAINS_LOG", "escape_value"]
 
@@ -456,8 +456,8 @@ class FlowRows:
 class ZeekLogs:
     """``netan_flows.log`` and ``netan_chains.log`` written together: flows as they come, chains at the end.
 
-    Use as a context manager: ``flow(record)`` per flow (or ``append`` rows a
-    ``FlowRows`` wrote elsewhere), ``chains(chains)`` once; both files are
+    Use as a context manager: ``flow(record)`` per flow (or ``count_rows`` of rows a
+    ``FlowRows`` wrote elsewhere and another process places, see ``end``), ``chains(chains)`` once; both files are
     committed when the block ends normally and neither when it raises (temp
     files, ``netan.sinks.atomic``).
     """
@@ -488,11 +488,6 @@ class ZeekLogs:
         """Empty the write buffers (before a fork: a child must not inherit unwritten rows)."""
         self._ffh.flush()
         self._cfh.flush()
-
-    def append(self, path: str, rows: FlowRows | dict[str, Any]) -> None:
-        """Add the rows a ``FlowRows`` wrote into the file ``path`` (its state as ``rows`` or ``vars(rows)``)."""
-        append_file(self._ffh, path)
-        self.count_rows(rows)
 
     def count_rows(self, rows: FlowRows | dict[str, Any]) -> None:
         """Account for rows a ``FlowRows`` wrote elsewhere that are (or will be) placed in netan_flows.log."""

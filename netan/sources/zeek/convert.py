@@ -373,7 +373,7 @@ class Joiner:
             self._fast = None
             return
         sides = (self.ssl, self.dns, self.http, self.quic, self.files) if self._side else ()
-        self._fast = (self._conn_template, fastlane.record_keys(), self._recent, _RECENT_UIDS, sides,
+        self._fast = (self._conn_template, fastlane.RECORD_KEYS, self._recent, _RECENT_UIDS, sides,
                       self._l7_cache, self._window.append if self._window is not None else None,
                       self._tail.append if self._tail is not None else None, not_observable_side())
 
