@@ -24,6 +24,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <arpa/inet.h>
 #include <math.h>
 #include <stdint.h>
@@ -254,36 +255,62 @@ enum { K_FLOW_ID, K_CID, K_TS, K_TS_END, K_PROTO, K_SRC_IP, K_SRC_PORT, K_DST_IP
 
 static int is_int(PyObject *o) { return PyLong_CheckExact(o); }
 
-/* The record of one conn tuple (see conn_record), or None. */
-static PyObject *make_record(PyObject *c, PyObject *ctx) {
+/* What conn_record computes of a plain conn tuple before it makes any object of the record:
+ * the value of each record key it sets, by K_* index up to K_MISSED (payload, framing and tls are
+ * made with the dict; see record_dict). ``owned`` marks the values made here (new references);
+ * the others are borrowed from the tuple or the context. */
+#define NVALS (K_MISSED + 1)
+#define V_NOBS NVALS /* the lane's one value beyond them: not_observable, which unset sizes extend */
+typedef struct {
+    PyObject *val[NVALS + 1];
+    unsigned owned;  /* bit k: val[k] is a new reference */
+    int pnum;        /* 6, 17, 1 or 58 */
+    int unset;       /* bits 1, 2, 4, 8: orig_bytes, resp_bytes, orig_pkts, resp_pkts were unset (0 in the record) */
+} conn_values;
+
+static void conn_values_clear(conn_values *v) {
+    for (int k = 0; k <= NVALS; k++)
+        if (v->owned >> k & 1) Py_CLEAR(v->val[k]);
+    v->owned = 0;
+}
+
+/* 1 and ``out`` filled when the tuple is the plain case (conn_record's checks); 0 when not (nothing
+ * made, no error); -1 on an error. Nothing in the context changes (joiner_commit does that).
+ * ``allow_unset``: unset sizes are plain too (0 in the record, noted in ``unset``; conn_record
+ * leaves them to Python, which also extends not_observable, as the lane does). */
+static int conn_values_of(PyObject *c, PyObject *ctx, conn_values *out, int allow_unset) {
     if (!PyTuple_Check(c) || !PyTuple_Check(ctx)) {
         PyErr_SetString(PyExc_TypeError, "conn_record(c: tuple, ctx: tuple)");
-        return NULL;
+        return -1;
     }
-    if (PyTuple_GET_SIZE(c) != NCONN || PyTuple_GET_SIZE(ctx) != 9) Py_RETURN_NONE;
+    if (PyTuple_GET_SIZE(c) != NCONN || PyTuple_GET_SIZE(ctx) != 9) return 0;
     PyObject *template = PyTuple_GET_ITEM(ctx, 0), *keys = PyTuple_GET_ITEM(ctx, 1), *recent = PyTuple_GET_ITEM(ctx, 2);
     long recent_limit = PyLong_AsLong(PyTuple_GET_ITEM(ctx, 3));
     PyObject *sides = PyTuple_GET_ITEM(ctx, 4), *l7_cache = PyTuple_GET_ITEM(ctx, 5);
-    PyObject *window_append = PyTuple_GET_ITEM(ctx, 6), *tail_append = PyTuple_GET_ITEM(ctx, 7);
     PyObject *side_template = PyTuple_GET_ITEM(ctx, 8);
-    if (PyErr_Occurred()) return NULL;
+    if (PyErr_Occurred()) return -1;
     if (!PyDict_Check(template) || !PyTuple_Check(keys) || PyTuple_GET_SIZE(keys) != NKEYS || !PyAnySet_Check(recent) ||
         !PyTuple_Check(sides) || !PyDict_Check(l7_cache) || !PyDict_Check(side_template))
-        Py_RETURN_NONE;
+        return 0;
 #define C(i) PyTuple_GET_ITEM(c, i)
 #define KEY(i) PyTuple_GET_ITEM(keys, i)
     PyObject *ts = C(F_TS), *uid = C(F_UID), *oh = C(F_OH), *op = C(F_OP), *rh = C(F_RH), *rp = C(F_RP);
     PyObject *proto = C(F_PROTO), *svc = C(F_SVC), *dur = C(F_DUR), *ob = C(F_OB), *rb = C(F_RB);
     PyObject *opk = C(F_OPK), *rpk = C(F_RPK), *cid = C(F_CID);
-    if (!PyFloat_CheckExact(ts) || !isfinite(PyFloat_AS_DOUBLE(ts))) Py_RETURN_NONE;
-    if (!PyUnicode_CheckExact(uid) || PyUnicode_GET_LENGTH(uid) == 0) Py_RETURN_NONE;
-    if (!is_int(ob) || !is_int(rb) || !is_int(opk) || !is_int(rpk)) Py_RETURN_NONE;  /* unset sizes are flagged */
-    if ((op != Py_None && !is_int(op)) || (rp != Py_None && !is_int(rp))) Py_RETURN_NONE;
-    if (dur != Py_None && !PyFloat_CheckExact(dur)) Py_RETURN_NONE;
-    if (cid != Py_None && !PyUnicode_CheckExact(cid)) Py_RETURN_NONE;
-    if (!PyUnicode_CheckExact(proto) || !PyUnicode_CheckExact(oh) || !PyUnicode_CheckExact(rh)) Py_RETURN_NONE;
+    if (!PyFloat_CheckExact(ts) || !isfinite(PyFloat_AS_DOUBLE(ts))) return 0;
+    if (!PyUnicode_CheckExact(uid) || PyUnicode_GET_LENGTH(uid) == 0) return 0;
+    PyObject *sizes[4] = {ob, rb, opk, rpk};
+    int unset = 0;
+    for (int i = 0; i < 4; i++) {
+        if (sizes[i] == Py_None && allow_unset) unset |= 1 << i;
+        else if (!is_int(sizes[i])) return 0;  /* conn_record: unset sizes are flagged in Python */
+    }
+    if ((op != Py_None && !is_int(op)) || (rp != Py_None && !is_int(rp))) return 0;
+    if (dur != Py_None && !PyFloat_CheckExact(dur)) return 0;
+    if (cid != Py_None && !PyUnicode_CheckExact(cid)) return 0;
+    if (!PyUnicode_CheckExact(proto) || !PyUnicode_CheckExact(oh) || !PyUnicode_CheckExact(rh)) return 0;
     long sport = op == Py_None ? 0 : PyLong_AsLong(op), dport = rp == Py_None ? 0 : PyLong_AsLong(rp);
-    if (PyErr_Occurred()) { PyErr_Clear(); Py_RETURN_NONE; }
+    if (PyErr_Occurred()) { PyErr_Clear(); return 0; }
     int pnum;
     PyObject *proto_out;
     if (PyUnicode_Compare(proto, KEY(S_TCP)) == 0) { pnum = 6; proto_out = KEY(S_TCP); }
@@ -292,22 +319,20 @@ static PyObject *make_record(PyObject *c, PyObject *ctx) {
         int v6 = PyUnicode_FindChar(oh, ':', 0, PyUnicode_GET_LENGTH(oh), 1) >= 0;
         pnum = v6 ? 58 : 1;
         proto_out = v6 ? KEY(S_ICMP6) : KEY(S_ICMP);
-    } else Py_RETURN_NONE;
-    if (PyErr_Occurred()) return NULL;
+    } else return 0;
+    if (PyErr_Occurred()) return -1;
     int contains = PySet_Contains(recent, uid);
-    if (contains != 0 || PySet_GET_SIZE(recent) >= recent_limit) {
-        if (contains < 0) return NULL;
-        Py_RETURN_NONE;  /* a repeated uid, or the window is due to be cleared */
-    }
+    if (contains != 0 || PySet_GET_SIZE(recent) >= recent_limit)
+        return contains < 0 ? -1 : 0;  /* a repeated uid, or the window is due to be cleared */
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(sides); i++) {
         PyObject *table = PyTuple_GET_ITEM(sides, i);
-        if (!PyDict_Check(table)) Py_RETURN_NONE;
+        if (!PyDict_Check(table)) return 0;
         int has = PyDict_Contains(table, uid);
-        if (has) { if (has < 0) return NULL; Py_RETURN_NONE; }
+        if (has) return has < 0 ? -1 : 0;
     }
     PyObject *pair = PyDict_GetItemWithError(l7_cache, svc);
-    if (!pair) { if (PyErr_Occurred()) return NULL; Py_RETURN_NONE; }
-    if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) Py_RETURN_NONE;
+    if (!pair) return PyErr_Occurred() ? -1 : 0;
+    if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) return 0;
     PyObject *l7 = PyTuple_GET_ITEM(pair, pnum == 17);
     double t = PyFloat_AS_DOUBLE(ts), d = dur == Py_None ? 0.0 : PyFloat_AS_DOUBLE(dur);
     int has_dur = dur != Py_None && d > 0.0 && d < 1e12;
@@ -320,9 +345,9 @@ static PyObject *make_record(PyObject *c, PyObject *ctx) {
     } else {
         uint8_t a[16], b[16], tail[6];
         int alen = pack_addr(oh, a), blen = pack_addr(rh, b);
-        if (!alen || !blen) Py_RETURN_NONE;  /* the Python path reports the bad address */
+        if (!alen || !blen) return 0;  /* the Python path reports the bad address */
         if (pnum == 6 || pnum == 17) {
-            if (sport < 0 || sport > 65535 || dport < 0 || dport > 65535) Py_RETURN_NONE;
+            if (sport < 0 || sport > 65535 || dport < 0 || dport > 65535) return 0;
             int cmp = bytes_cmp(a, alen, b, blen);
             long p1 = sport, p2 = dport;
             tail[0] = (uint8_t)pnum; tail[1] = 0;
@@ -334,7 +359,7 @@ static PyObject *make_record(PyObject *c, PyObject *ctx) {
                 cid_out = community_text(b, blen, a, alen, tail, 6);
             }
         } else {
-            if (sport < 0 || dport < 0) Py_RETURN_NONE;
+            if (sport < 0 || dport < 0) return 0;
             long s1 = sport, s2 = dport;
             long other = icmp_pair(pnum == 58, s1);
             const uint8_t *x = a, *y = b;
@@ -352,49 +377,90 @@ static PyObject *make_record(PyObject *c, PyObject *ctx) {
             tail[4] = (uint8_t)((s2 & 0xFFFF) >> 8); tail[5] = (uint8_t)s2;
             cid_out = community_text(x, xl, y, yl, tail, 6);
         }
-        if (!cid_out) return NULL;
+        if (!cid_out) return -1;
         if (pnum == 1 || pnum == 58) { sport = dport = 0; }
     }
-    PyObject *rec = PyDict_Copy(template);
-    PyObject *ts_end = has_dur ? PyFloat_FromDouble(t + d) : (Py_INCREF(ts), ts);
-    PyObject *src_port = op == Py_None || pnum == 1 || pnum == 58 ? PyLong_FromLong(sport) : (Py_INCREF(op), op);
-    PyObject *dst_port = rp == Py_None || pnum == 1 || pnum == 58 ? PyLong_FromLong(dport) : (Py_INCREF(rp), rp);
-    PyObject *payload = PyDict_New(), *out_side = PyDict_Copy(side_template), *in_side = PyDict_Copy(side_template);
-    PyObject *framing = PyList_New(0);
-    int ok = rec && ts_end && src_port && dst_port && payload && out_side && in_side && framing &&
-             PyDict_SetItem(payload, KEY(K_OUT), out_side) == 0 && PyDict_SetItem(payload, KEY(K_IN), in_side) == 0;
-    struct { int k; PyObject *v; } sets[] = {
-        {K_FLOW_ID, uid}, {K_CID, cid_out}, {K_TS, ts}, {K_TS_END, ts_end}, {K_PROTO, proto_out}, {K_SRC_IP, oh},
-        {K_SRC_PORT, src_port}, {K_DST_IP, rh}, {K_DST_PORT, dst_port}, {K_SRC_MAC, C(F_MAC)}, {K_BYTES_OUT, ob},
-        {K_BYTES_IN, rb}, {K_PKTS_OUT, opk}, {K_PKTS_IN, rpk}, {K_L7, l7}, {K_PAYLOAD, payload},
-        {K_FRAMING, framing}, {K_TLS, Py_None}, {K_ZEEK_UID, uid}, {K_CONN_STATE, C(F_ST)}, {K_HISTORY, C(F_HIST)},
-        {K_MISSED, C(F_MISSED)},
-    };
-    for (size_t i = 0; ok && i < sizeof sets / sizeof sets[0]; i++)
-        ok = PyDict_SetItem(rec, KEY(sets[i].k), sets[i].v) == 0;
-    Py_XDECREF(cid_out); Py_XDECREF(ts_end); Py_XDECREF(src_port); Py_XDECREF(dst_port);
-    Py_XDECREF(payload); Py_XDECREF(out_side); Py_XDECREF(in_side); Py_XDECREF(framing);
-    if (ok) ok = PySet_Add(recent, uid) == 0;
-    if (ok && window_append != Py_None) {
+    conn_values *v = out;
+    memset(v, 0, sizeof *v);
+    v->pnum = pnum;
+    v->unset = unset;
+    v->val[K_CID] = cid_out;
+    v->owned = 1u << K_CID;
+#define OWN(k, expr) (v->owned |= 1u << (k), v->val[k] = (expr))
+    if (has_dur) OWN(K_TS_END, PyFloat_FromDouble(t + d)); else v->val[K_TS_END] = ts;
+    if (op == Py_None || pnum == 1 || pnum == 58) OWN(K_SRC_PORT, PyLong_FromLong(sport)); else v->val[K_SRC_PORT] = op;
+    if (rp == Py_None || pnum == 1 || pnum == 58) OWN(K_DST_PORT, PyLong_FromLong(dport)); else v->val[K_DST_PORT] = rp;
+#undef OWN
+    if (!v->val[K_TS_END] || !v->val[K_SRC_PORT] || !v->val[K_DST_PORT]) { conn_values_clear(v); return -1; }
+    v->val[K_FLOW_ID] = uid; v->val[K_TS] = ts; v->val[K_PROTO] = proto_out; v->val[K_SRC_IP] = oh;
+    v->val[K_DST_IP] = rh; v->val[K_SRC_MAC] = C(F_MAC); v->val[K_BYTES_OUT] = ob; v->val[K_BYTES_IN] = rb;
+    v->val[K_PKTS_OUT] = opk; v->val[K_PKTS_IN] = rpk; v->val[K_L7] = l7; v->val[K_ZEEK_UID] = uid;
+    v->val[K_CONN_STATE] = C(F_ST); v->val[K_HISTORY] = C(F_HIST); v->val[K_MISSED] = C(F_MISSED);
+    v->val[K_PAYLOAD] = v->val[K_FRAMING] = v->val[K_TLS] = v->val[V_NOBS] = NULL;
+    static const int size_keys[4] = {K_BYTES_OUT, K_BYTES_IN, K_PKTS_OUT, K_PKTS_IN};
+    for (int i = 0; i < 4; i++)
+        if (unset >> i & 1) {
+            v->owned |= 1u << size_keys[i];
+            if (!(v->val[size_keys[i]] = PyLong_FromLong(0))) { conn_values_clear(v); return -1; }
+        }
+    return 1;
+#undef C
+#undef KEY
+}
+
+/* What making a plain record changes in the joiner (Joiner._remember, and the segment's window and tail
+ * when tracked): after the record is made. 0 on an error. */
+static int joiner_commit(PyObject *ctx, PyObject *uid) {
+    PyObject *recent = PyTuple_GET_ITEM(ctx, 2), *window_append = PyTuple_GET_ITEM(ctx, 6);
+    PyObject *tail_append = PyTuple_GET_ITEM(ctx, 7);
+    if (PySet_Add(recent, uid) < 0) return 0;
+    if (window_append != Py_None) {
         Py_hash_t h = PyObject_Hash(uid);
         PyObject *hv = h == -1 ? NULL : PyLong_FromSsize_t(h);
         PyObject *r = hv ? PyObject_CallOneArg(window_append, hv) : NULL;
         Py_XDECREF(hv);
-        ok = r != NULL;
-        Py_XDECREF(r);
+        if (!r) return 0;
+        Py_DECREF(r);
     }
-    if (ok && tail_append != Py_None) {
+    if (tail_append != Py_None) {
         PyObject *r = PyObject_CallOneArg(tail_append, uid);
-        ok = r != NULL;
-        Py_XDECREF(r);
+        if (!r) return 0;
+        Py_DECREF(r);
     }
-    if (!ok) {
-        Py_XDECREF(rec);
-        return NULL;
-    }
+    return 1;
+}
+
+/* The record dict of plain values: the context's template with the values set. */
+static PyObject *record_dict(conn_values *v, PyObject *ctx) {
+    PyObject *template = PyTuple_GET_ITEM(ctx, 0), *keys = PyTuple_GET_ITEM(ctx, 1);
+    PyObject *side_template = PyTuple_GET_ITEM(ctx, 8);
+    PyObject *rec = PyDict_Copy(template);
+    PyObject *payload = PyDict_New(), *out_side = PyDict_Copy(side_template), *in_side = PyDict_Copy(side_template);
+    PyObject *framing = PyList_New(0);
+    int ok = rec && payload && out_side && in_side && framing &&
+             PyDict_SetItem(payload, PyTuple_GET_ITEM(keys, K_OUT), out_side) == 0 &&
+             PyDict_SetItem(payload, PyTuple_GET_ITEM(keys, K_IN), in_side) == 0;
+    v->val[K_PAYLOAD] = payload; v->val[K_FRAMING] = framing; v->val[K_TLS] = Py_None;
+    for (int k = 0; ok && k < NVALS; k++)
+        ok = PyDict_SetItem(rec, PyTuple_GET_ITEM(keys, k), v->val[k]) == 0;
+    v->val[K_PAYLOAD] = v->val[K_FRAMING] = v->val[K_TLS] = NULL;
+    Py_XDECREF(payload); Py_XDECREF(out_side); Py_XDECREF(in_side); Py_XDECREF(framing);
+    if (!ok) Py_CLEAR(rec);
     return rec;
-#undef C
-#undef KEY
+}
+
+/* The record of one conn tuple (see conn_record), or None. */
+static PyObject *make_record(PyObject *c, PyObject *ctx) {
+    conn_values v;
+    int plain = conn_values_of(c, ctx, &v, 0);
+    if (plain <= 0) {
+        if (plain < 0) return NULL;
+        Py_RETURN_NONE;
+    }
+    PyObject *rec = record_dict(&v, ctx);
+    if (rec && !joiner_commit(ctx, v.val[K_FLOW_ID])) Py_CLEAR(rec);
+    conn_values_clear(&v);
+    return rec;
 }
 
 /* ------------------------------------------------------------------ tsv_row */
@@ -462,6 +528,54 @@ static int micros(double v, uint64_t *q_out) {
     if (q >> 64) return 0;
     *q_out = (uint64_t)q;
     return 1;
+}
+
+/* |v| * 10**7 rounded to an integer, from the double's exact value, when |v| < 2**33: 1, the result and
+ * whether the dropped part was exactly one half; 0 outside that range. */
+static int tenth_micros(double v, uint64_t *q_out, int *half_out) {
+    int e;
+    double m = frexp(fabs(v), &e);
+    if (v == 0.0 || e > 33 || e < -60) return 0;
+    uint64_t mant = (uint64_t)ldexp(m, 53);
+    int shift = 53 - e;  /* 20..113 */
+    unsigned __int128 x = (unsigned __int128)mant * 10000000u;
+    if (shift >= 120) return 0;
+    unsigned __int128 q = x >> shift, rem = x - (q << shift), half = (unsigned __int128)1 << (shift - 1);
+    *half_out = rem == half;
+    if (rem > half || (rem == half && (q & 1))) q++;
+    *q_out = (uint64_t)q;
+    return 1;
+}
+
+/* repr(v) for 2**29 <= |v| < 2**33 (times from 1987 to 2242), without dtoa: 0 outside it, or for an exact
+ * tie at the seventh decimal. Why it is repr: a double there is less than 1e-6 and at least 1.19e-7 apart
+ * from its neighbours, so when the nearest six-decimal number reads back as v, no number with fewer
+ * decimals can (it would lie within one spacing of that one, closer than 1e-6), and it is the nearest
+ * of its length; when it does not, no number of six decimals or fewer can, and the nearest of seven
+ * decimals lies within half a spacing, so it reads back as v: the shortest, and the nearest of its
+ * length, which is what repr writes (tests/test_lane.py holds the two together). */
+static size_t time_repr(char *out, double v) {
+    double a = fabs(v);
+    if (!(a >= 536870912.0 && a < 8589934592.0)) return 0;
+    uint64_t q;
+    int half;
+    size_t n = 0;
+    if (v < 0) out[n++] = '-';
+    if (micros(a, &q) && (double)q / 1e6 == a) {
+        n += u64_text(out + n, q / 1000000u);
+        out[n++] = '.';
+        uint64_t fp = q % 1000000u;
+        int digits = 6;
+        while (digits > 1 && fp % 10 == 0) { fp /= 10; digits--; }
+        for (int i = digits - 1; i >= 0; i--) { out[n + (size_t)i] = (char)('0' + fp % 10); fp /= 10; }
+        return n + (size_t)digits;
+    }
+    if (!tenth_micros(a, &q, &half) || half) return 0;
+    n += u64_text(out + n, q / 10000000u);
+    out[n++] = '.';
+    uint64_t fp = q % 10000000u;
+    for (int i = 6; i >= 0; i--) { out[n + (size_t)i] = (char)('0' + fp % 10); fp /= 10; }
+    return n + 7;
 }
 
 /* Python's round(v, 6) for a finite double: the millionths as a decimal, read back correctly
@@ -975,7 +1089,492 @@ static PyObject *tsv_record(PyObject *self, PyObject *const *args, Py_ssize_t na
     return c;
 }
 
+/* ------------------------------------------------------------------ Lane */
+
+/* A Lane does the whole of pass 2 (netan.pipeline._Pass2) for a plain conn record without making it:
+ * the flows.jsonl line and the netan_flows.log row from templates (fixed bytes around the record's
+ * values, cut by netan.fastlane.lane_plan from what dumps_line and the row function write of a record
+ * with marker values, and checked there against them), ChainBuilder.observe's bookkeeping (with the
+ * network rules of a conn-only record, see plain_flags), the row counters and the joiner's. The
+ * lines, rows and chain columns gather in buffers that ``flush`` hands to the files and the builder;
+ * the caller flushes before it writes anything itself, so the order of the outputs is the order of
+ * the records. A record that is not plain in any of these respects changes nothing and goes the
+ * Python way. */
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+} growbuf;
+
+static int gb_put(growbuf *b, const char *s, size_t n) {
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 1 << 16;
+        while (cap < b->n + n) cap *= 2;
+        char *q = PyMem_Realloc(b->p, cap);
+        if (!q) { PyErr_NoMemory(); return 0; }
+        b->p = q; b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    return 1;
+}
+
+typedef struct {
+    Py_ssize_t nslots;
+    int *slot;         /* the K_* index of each value, in the order they appear */
+    const char **seg;  /* nslots + 1 fixed pieces around them (borrowed from ``segs``) */
+    Py_ssize_t *seglen;
+    PyObject *segs;    /* the tuple of bytes the pieces live in */
+} template_t;
+
+static void template_free(template_t *t) {
+    PyMem_Free(t->slot); PyMem_Free(t->seg); PyMem_Free(t->seglen);
+    Py_CLEAR(t->segs);
+    memset(t, 0, sizeof *t);
+}
+
+/* plan = (pieces: tuple of bytes, slots: tuple of K_* ints), len(pieces) == len(slots) + 1 */
+static int template_init(template_t *t, PyObject *plan) {
+    if (!PyTuple_Check(plan) || PyTuple_GET_SIZE(plan) != 2 || !PyTuple_Check(PyTuple_GET_ITEM(plan, 0)) ||
+        !PyTuple_Check(PyTuple_GET_ITEM(plan, 1))) {
+        PyErr_SetString(PyExc_TypeError, "a lane template is (pieces: tuple of bytes, slots: tuple of int)");
+        return 0;
+    }
+    PyObject *segs = PyTuple_GET_ITEM(plan, 0), *slots = PyTuple_GET_ITEM(plan, 1);
+    Py_ssize_t n = PyTuple_GET_SIZE(slots);
+    if (PyTuple_GET_SIZE(segs) != n + 1) {
+        PyErr_SetString(PyExc_ValueError, "a lane template has one piece more than slots");
+        return 0;
+    }
+    t->nslots = n;
+    t->slot = PyMem_Calloc((size_t)n + 1, sizeof(int));
+    t->seg = PyMem_Calloc((size_t)n + 1, sizeof(char *));
+    t->seglen = PyMem_Calloc((size_t)n + 1, sizeof(Py_ssize_t));
+    if (!t->slot || !t->seg || !t->seglen) { PyErr_NoMemory(); return 0; }
+    for (Py_ssize_t i = 0; i <= n; i++) {
+        PyObject *b = PyTuple_GET_ITEM(segs, i);
+        if (!PyBytes_Check(b)) { PyErr_SetString(PyExc_TypeError, "a lane template piece is bytes"); return 0; }
+        t->seg[i] = PyBytes_AS_STRING(b);
+        t->seglen[i] = PyBytes_GET_SIZE(b);
+        if (i < n) {
+            long k = PyLong_AsLong(PyTuple_GET_ITEM(slots, i));
+            if (k < 0 || k > V_NOBS || k == K_PAYLOAD || k == K_FRAMING || k == K_TLS) {
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a lane template slot is a plain value's K index");
+                return 0;
+            }
+            t->slot[i] = (int)k;
+        }
+    }
+    Py_INCREF(segs);
+    t->segs = segs;
+    return 1;
+}
+
+/* text JSON writes as it is between quotes (orjson escapes '"', '\\' and control characters) */
+static int json_plain_text(PyObject *v) {
+    if (!PyUnicode_IS_ASCII(v)) return 0;
+    const unsigned char *s = (const unsigned char *)PyUnicode_DATA(v);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(v);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (s[i] < 0x20 || s[i] > 0x7e || s[i] == '"' || s[i] == '\\') return 0;
+    return 1;
+}
+
+static int put_int(growbuf *b, PyObject *v) {
+    int overflow;
+    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow || (x == -1 && PyErr_Occurred())) { PyErr_Clear(); return 0; }
+    char tmp[32];
+    size_t n = 0;
+    if (x < 0) tmp[n++] = '-';
+    n += u64_text(tmp + n, x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x);
+    return gb_put(b, tmp, n) ? 1 : -1;
+}
+
+/* One value as flows.jsonl (``json``) or netan_flows.log writes it: 1, 0 when it is not a plain value
+ * there (the record goes the Python way), -1 on an error. */
+static int put_value(growbuf *b, PyObject *v, int json) {
+    if (v == Py_None) return gb_put(b, json ? "null" : "-", json ? 4 : 1) ? 1 : -1;
+    if (PyUnicode_CheckExact(v)) {
+        if (json) {
+            if (!json_plain_text(v)) return 0;
+            return gb_put(b, "\"", 1) && gb_put(b, (const char *)PyUnicode_DATA(v), (size_t)PyUnicode_GET_LENGTH(v)) &&
+                   gb_put(b, "\"", 1) ? 1 : -1;
+        }
+        if (!plain_text(v)) return 0;
+        return gb_put(b, (const char *)PyUnicode_DATA(v), (size_t)PyUnicode_GET_LENGTH(v)) ? 1 : -1;
+    }
+    if (PyLong_CheckExact(v)) return put_int(b, v);
+    if (json && (PyTuple_CheckExact(v) || PyList_CheckExact(v))) {  /* a list of plain text */
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(v);
+        PyObject **items = PySequence_Fast_ITEMS(v);
+        if (!gb_put(b, "[", 1)) return -1;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (!PyUnicode_CheckExact(items[i])) return 0;
+            if (i && !gb_put(b, ",", 1)) return -1;
+            int r = put_value(b, items[i], 1);
+            if (r <= 0) return r;
+        }
+        return gb_put(b, "]", 1) ? 1 : -1;
+    }
+    if (PyFloat_CheckExact(v)) {
+        double d = PyFloat_AS_DOUBLE(v), a = fabs(d);
+        if (json) {  /* repr, which orjson matches in this range (tests/test_lane.py) */
+            if (!(d == 0.0 || (a >= 1e-4 && a < 1e16))) return 0;
+            char quick[40];
+            size_t qn = time_repr(quick, d);
+            if (qn) return gb_put(b, quick, qn) ? 1 : -1;
+            char *text = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+            if (!text) return -1;
+            int ok = gb_put(b, text, strlen(text));
+            PyMem_Free(text);
+            return ok ? 1 : -1;
+        }
+        if (!isfinite(d)) return 0;
+        outbuf o;
+        o.p = o.local; o.n = 0; o.cap = sizeof o.local;
+        if (!ob_fixed6(&o, d, 0)) return -1;
+        int ok = gb_put(b, o.p, o.n);
+        if (o.p != o.local) PyMem_Free(o.p);
+        return ok ? 1 : -1;
+    }
+    return 0;
+}
+
+static int render(growbuf *b, const template_t *t, PyObject *const *val, int json) {
+    for (Py_ssize_t i = 0; i < t->nslots; i++) {
+        if (!gb_put(b, t->seg[i], (size_t)t->seglen[i])) return -1;
+        int r = put_value(b, val[t->slot[i]], json);
+        if (r <= 0) return r;
+    }
+    return gb_put(b, t->seg[t->nslots], (size_t)t->seglen[t->nslots]) ? 1 : -1;
+}
+
+/* the network rules' kinds of a conn-only record (evidence._network_findings with no payload seen,
+ * no TLS details, HTTP, framing, DNS name or baseline), as bits */
+enum { KB_NO_PAYLOAD = 1, KB_UPLOAD_DOMINANT = 2, KB_DIRECT_IP = 4, KB_TLS_ODD_PORT = 8, KB_NON_TLS_443 = 16 };
+enum { CH_WHO, CH_DESTS, CH_NEW_SIDE, CH_DEVICE, CH_APP, CH_ENCRYPTED_L7, CH_DNS_PORTS, CH_TLS_PORTS, CH_STRONG, CH_DNS,
+       CH_TLS, CH_UNKNOWN, NCHAIN };
+enum { COL_TS, COL_TS_END, COL_BYTES_OUT, COL_KEY, COL_HANDLE, COL_FLAGS, NCOLS };
+
+typedef struct {
+    PyObject_HEAD
+    template_t json_t, row_t;
+    PyObject *chain;  /* None, or the NCHAIN-tuple described in lane_init */
+    PyObject *out_write, *row_write, *columns_sink, *uid_differs;
+    PyObject *nobs;  /* not_observable by the ``unset`` bits: a tuple of 16 */
+    growbuf json, row, col[NCOLS];
+    long long at;        /* where the next line goes in flows.jsonl */
+    Py_ssize_t pending;  /* records in the buffers */
+} Lane;
+
+static int eq_str(PyObject *a, PyObject *b) {
+    return a == b || (PyUnicode_CheckExact(a) && PyUnicode_Compare(a, b) == 0);
+}
+
+/* flags (ChainBuilder: 1 positive, 2 upload) of a plain record; -1 on an error */
+static int plain_flags(PyObject *ch, const conn_values *v, long long b_out, long long b_in) {
+    PyObject *l7 = v->val[K_L7], *port = v->val[K_DST_PORT];
+    int is_dns = eq_str(l7, PyTuple_GET_ITEM(ch, CH_DNS)), is_tls = eq_str(l7, PyTuple_GET_ITEM(ch, CH_TLS));
+    int is_unknown = eq_str(l7, PyTuple_GET_ITEM(ch, CH_UNKNOWN));
+    if (PyErr_Occurred()) return -1;
+    long strong = PyLong_AsLong(PyTuple_GET_ITEM(ch, CH_STRONG));
+    int kinds = KB_NO_PAYLOAD;
+    long long floor_in = b_in > 1 ? b_in : 1;
+    if (b_out >= 1024 && (floor_in > (1LL << 60) ? 0 : b_out >= 4 * floor_in)) kinds |= KB_UPLOAD_DOMINANT;
+    int direct_proto = v->pnum == 6 || v->pnum == 17;
+    if (direct_proto && b_out > 0 && !is_dns) {
+        int dns_port = PySet_Contains(PyTuple_GET_ITEM(ch, CH_DNS_PORTS), port);
+        if (dns_port < 0) return -1;
+        if (!dns_port) kinds |= KB_DIRECT_IP;
+    }
+    if (is_tls) {
+        int std = PySet_Contains(PyTuple_GET_ITEM(ch, CH_TLS_PORTS), port);
+        if (std < 0) return -1;
+        if (!std) kinds |= KB_TLS_ODD_PORT;
+    } else if (v->pnum == 6 && b_out > 0 && !is_unknown) {
+        long p = PyLong_AsLong(port);
+        if (p == -1 && PyErr_Occurred()) return -1;
+        if (p == 443) {
+            int enc = PySet_Contains(PyTuple_GET_ITEM(ch, CH_ENCRYPTED_L7), l7);
+            if (enc < 0) return -1;
+            if (!enc) kinds |= KB_NON_TLS_443;
+        }
+    }
+    int flags = (kinds & strong) ? 1 : 0;
+    if (b_out >= 1024 && !is_dns) flags |= 2;
+    return flags;
+}
+
+static int col_put(growbuf *b, const void *x, size_t n) { return gb_put(b, (const char *)x, n); }
+
+/* The whole pass of one conn tuple: 1 done, 0 not plain (nothing changed), -1 error. */
+static int lane_take(Lane *L, PyObject *c, PyObject *ctx) {
+    conn_values v;
+    int r = conn_values_of(c, ctx, &v, 1);
+    if (r <= 0) return r;
+    v.val[V_NOBS] = PyTuple_GET_ITEM(L->nobs, v.unset);
+    size_t j0 = L->json.n, r0 = L->row.n;
+    long long b_out = 0, b_in = 0;
+    PyObject *ch = L->chain, *who = NULL, *sid_o = NULL;
+    if ((r = render(&L->json, &L->json_t, v.val, 1)) <= 0) goto undo;
+    if ((r = render(&L->row, &L->row_t, v.val, 0)) <= 0) goto undo;
+    if (ch != Py_None) {
+        int o1, o2;
+        b_out = PyLong_AsLongLongAndOverflow(v.val[K_BYTES_OUT], &o1);
+        b_in = PyLong_AsLongLongAndOverflow(v.val[K_BYTES_IN], &o2);
+        if (o1 || o2 || PyErr_Occurred()) { PyErr_Clear(); r = 0; goto undo; }
+        who = PyTuple_Pack(4, PyTuple_GET_ITEM(ch, CH_DEVICE), PyTuple_GET_ITEM(ch, CH_APP), v.val[K_SRC_IP],
+                           v.val[K_DST_PORT]);
+        if (!who) { r = -1; goto undo; }
+        sid_o = PyDict_GetItemWithError(PyTuple_GET_ITEM(ch, CH_WHO), who);
+        if (sid_o) Py_INCREF(sid_o);
+        else if (PyErr_Occurred() || !(sid_o = PyObject_CallOneArg(PyTuple_GET_ITEM(ch, CH_NEW_SIDE), who))) {
+            r = -1;
+            goto undo;
+        }
+    }
+    /* from here on the record is taken */
+    if (!joiner_commit(ctx, v.val[K_FLOW_ID])) { r = -1; goto undo; }
+    if (ch != Py_None) {
+        unsigned long long sid = PyLong_AsUnsignedLongLong(sid_o);
+        PyObject *dests = PyTuple_GET_ITEM(ch, CH_DESTS), *dest = v.val[K_DST_IP];
+        PyObject *did_o = PyDict_GetItemWithError(dests, dest);
+        unsigned long long did;
+        if (did_o) did = PyLong_AsUnsignedLongLong(did_o);
+        else {
+            if (PyErr_Occurred()) { r = -1; goto undo; }
+            did = (unsigned long long)PyDict_GET_SIZE(dests);
+            PyObject *n = PyLong_FromUnsignedLongLong(did);
+            if (!n || PyDict_SetItem(dests, dest, n) < 0) { Py_XDECREF(n); r = -1; goto undo; }
+            Py_DECREF(n);
+        }
+        int flags = plain_flags(ch, &v, b_out, b_in);
+        if (flags < 0 || PyErr_Occurred()) { r = -1; goto undo; }
+        double ts = PyFloat_AS_DOUBLE(v.val[K_TS]), ts_end = PyFloat_AS_DOUBLE(v.val[K_TS_END]);
+        unsigned long long key = sid << 32 | did, handle = (unsigned long long)L->at;
+        uint8_t f8 = (uint8_t)flags;
+        if (!col_put(&L->col[COL_TS], &ts, 8) || !col_put(&L->col[COL_TS_END], &ts_end, 8) ||
+            !col_put(&L->col[COL_BYTES_OUT], &b_out, 8) || !col_put(&L->col[COL_KEY], &key, 8) ||
+            !col_put(&L->col[COL_HANDLE], &handle, 8) || !col_put(&L->col[COL_FLAGS], &f8, 1)) {
+            r = -1;
+            goto done;
+        }
+    }
+    if (PyDict_GET_SIZE(L->uid_differs) && PyDict_DelItem(L->uid_differs, v.val[K_FLOW_ID]) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_KeyError)) { r = -1; goto done; }
+        PyErr_Clear();
+    }
+    L->at += (long long)(L->json.n - j0);
+    L->pending++;
+    r = 1;
+    goto done;
+undo:
+    L->json.n = j0;
+    L->row.n = r0;
+done:
+    Py_XDECREF(who);
+    Py_XDECREF(sid_o);
+    conn_values_clear(&v);
+    return r;
+}
+
+static PyObject *gb_take(growbuf *b) {
+    PyObject *o = PyBytes_FromStringAndSize(b->p ? b->p : "", (Py_ssize_t)b->n);
+    if (o) b->n = 0;
+    return o;
+}
+
+static PyObject *lane_flush_impl(Lane *L) {
+    PyObject *items[2] = {L->out_write, L->row_write};
+    growbuf *bufs[2] = {&L->json, &L->row};
+    for (int i = 0; i < 2; i++) {
+        if (!bufs[i]->n) continue;
+        PyObject *data = gb_take(bufs[i]);
+        PyObject *r = data ? PyObject_CallOneArg(items[i], data) : NULL;
+        Py_XDECREF(data);
+        if (!r) return NULL;
+        Py_DECREF(r);
+    }
+    if (L->chain != Py_None && L->col[COL_FLAGS].n) {
+        PyObject *cols[NCOLS];
+        for (int i = 0; i < NCOLS; i++) {
+            if (!(cols[i] = gb_take(&L->col[i]))) {
+                for (int j = 0; j < i; j++) Py_DECREF(cols[j]);
+                return NULL;
+            }
+        }
+        PyObject *r = PyObject_Vectorcall(L->columns_sink, cols, NCOLS, NULL);
+        for (int i = 0; i < NCOLS; i++) Py_DECREF(cols[i]);
+        if (!r) return NULL;
+        Py_DECREF(r);
+    }
+    PyObject *n = PyLong_FromSsize_t(L->pending);
+    L->pending = 0;
+    return n;
+}
+
+#define LANE_FLUSH_AT (1 << 20)
+
+static PyObject *lane_after(Lane *L, int r) {
+    if (r < 0) return NULL;
+    if (r == 0) Py_RETURN_NONE;
+    if (L->json.n >= LANE_FLUSH_AT || L->row.n >= LANE_FLUSH_AT) {
+        Py_ssize_t pending = L->pending;
+        PyObject *n = lane_flush_impl(L);
+        if (!n) return NULL;
+        Py_DECREF(n);
+        L->pending = pending;  /* still to be counted by the caller's flush */
+    }
+    Py_RETURN_TRUE;
+}
+
+static PyObject *lane_conn(Lane *L, PyObject *const *args, Py_ssize_t nargs) {
+    if (!arity_ok(nargs, 2, "Lane.conn(c, ctx)")) return NULL;
+    return lane_after(L, lane_take(L, args[0], args[1]));
+}
+
+static PyObject *lane_line(Lane *L, PyObject *const *args, Py_ssize_t nargs) {
+    if (!arity_ok(nargs, 3, "Lane.line(line, plan, ctx)")) return NULL;
+    PyObject *c = parse_line(args[0], args[1]);
+    if (!c || c == Py_None) return c;
+    int r = lane_take(L, c, args[2]);
+    if (r == 0) return c;  /* a plain line, not a plain record: the caller makes it */
+    Py_DECREF(c);
+    return lane_after(L, r);
+}
+
+static PyObject *lane_flush(Lane *L, PyObject *unused) { return lane_flush_impl(L); }
+
+/* render(values): (json line, row) of a tuple of NVALS values in K_* order, or None (for lane_plan's check) */
+static PyObject *lane_render(Lane *L, PyObject *values) {
+    if (!PyTuple_Check(values) || PyTuple_GET_SIZE(values) != NVALS + 1) {
+        PyErr_SetString(PyExc_TypeError, "Lane.render(values: tuple of the record's plain values in K order)");
+        return NULL;
+    }
+    growbuf j = {0}, w = {0};
+    PyObject *const *val = &PyTuple_GET_ITEM(values, 0);
+    int r1 = render(&j, &L->json_t, val, 1), r2 = r1 > 0 ? render(&w, &L->row_t, val, 0) : r1;
+    PyObject *out = NULL;
+    if (r1 > 0 && r2 > 0) {
+        PyObject *a = PyBytes_FromStringAndSize(j.p, (Py_ssize_t)j.n), *b = PyBytes_FromStringAndSize(w.p, (Py_ssize_t)w.n);
+        out = a && b ? PyTuple_Pack(2, a, b) : NULL;
+        Py_XDECREF(a); Py_XDECREF(b);
+    } else if (r1 >= 0 && r2 >= 0) {
+        out = Py_None;
+        Py_INCREF(out);
+    }
+    PyMem_Free(j.p); PyMem_Free(w.p);
+    return out;
+}
+
+static PyObject *lane_flags(Lane *L, PyObject *const *args, Py_ssize_t nargs) {
+    /* flags_of(c, ctx): the chain flags the lane gives a plain conn tuple, or None (for the tests) */
+    if (!arity_ok(nargs, 2, "Lane.flags_of(c, ctx)")) return NULL;
+    if (L->chain == Py_None) Py_RETURN_NONE;
+    conn_values v;
+    int r = conn_values_of(args[0], args[1], &v, 1);
+    if (r <= 0) { if (r < 0) return NULL; Py_RETURN_NONE; }
+    int o1, o2;
+    long long b_out = PyLong_AsLongLongAndOverflow(v.val[K_BYTES_OUT], &o1);
+    long long b_in = PyLong_AsLongLongAndOverflow(v.val[K_BYTES_IN], &o2);
+    PyObject *out = NULL;
+    if (o1 || o2 || PyErr_Occurred()) { PyErr_Clear(); out = Py_None; Py_INCREF(out); }
+    else {
+        int f = plain_flags(L->chain, &v, b_out, b_in);
+        if (f >= 0) out = PyLong_FromLong(f);
+    }
+    conn_values_clear(&v);
+    return out;
+}
+
+static void lane_dealloc(Lane *L) {
+    template_free(&L->json_t);
+    template_free(&L->row_t);
+    Py_XDECREF(L->chain); Py_XDECREF(L->out_write); Py_XDECREF(L->row_write);
+    Py_XDECREF(L->columns_sink); Py_XDECREF(L->uid_differs); Py_XDECREF(L->nobs);
+    PyMem_Free(L->json.p); PyMem_Free(L->row.p);
+    for (int i = 0; i < NCOLS; i++) PyMem_Free(L->col[i].p);
+    Py_TYPE(L)->tp_free((PyObject *)L);
+}
+
+/* Lane(json_plan, row_plan, chain, out_write, row_write, columns_sink, uid_differs, not_observable, at)
+ *   chain: None (no chain builder), or (who: dict, dests: dict, new_side: callable(who) -> side id,
+ *          device, app, encrypted_l7: set, dns_ports: set, standard_tls_ports: set, strong: int (KB_* bits
+ *          of the kinds that are strong), "dns", "tls", "unknown")
+ *   columns_sink(ts, ts_end, bytes_out, key, handle, flags): the chain columns as bytes ("ddqQQB") */
+static int lane_init(Lane *L, PyObject *args, PyObject *kw) {
+    PyObject *jp, *rp, *chain, *ow, *rw, *cs, *ud, *nobs;
+    long long at;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOL", &jp, &rp, &chain, &ow, &rw, &cs, &ud, &nobs, &at)) return -1;
+    if (!PyTuple_Check(nobs) || PyTuple_GET_SIZE(nobs) != 16) {
+        PyErr_SetString(PyExc_TypeError, "Lane: not_observable is a tuple of 16 values, by unset sizes");
+        return -1;
+    }
+    if (!PyDict_Check(ud) || (chain != Py_None && (!PyTuple_Check(chain) || PyTuple_GET_SIZE(chain) != NCHAIN ||
+                                                   !PyDict_Check(PyTuple_GET_ITEM(chain, CH_WHO)) ||
+                                                   !PyDict_Check(PyTuple_GET_ITEM(chain, CH_DESTS)) ||
+                                                   !PyAnySet_Check(PyTuple_GET_ITEM(chain, CH_ENCRYPTED_L7)) ||
+                                                   !PyAnySet_Check(PyTuple_GET_ITEM(chain, CH_DNS_PORTS)) ||
+                                                   !PyAnySet_Check(PyTuple_GET_ITEM(chain, CH_TLS_PORTS))))) {
+        PyErr_SetString(PyExc_TypeError, "Lane: uid_differs is a dict; chain is None or the chain tuple");
+        return -1;
+    }
+    template_free(&L->json_t);
+    template_free(&L->row_t);
+    if (!template_init(&L->json_t, jp) || !template_init(&L->row_t, rp)) return -1;
+    PyObject **slots[] = {&L->chain, &L->out_write, &L->row_write, &L->columns_sink, &L->uid_differs, &L->nobs};
+    PyObject *vals[] = {chain, ow, rw, cs, ud, nobs};
+    for (int i = 0; i < 6; i++) {
+        Py_INCREF(vals[i]);
+        Py_XSETREF(*slots[i], vals[i]);
+    }
+    L->at = at;
+    return 0;
+}
+
+static PyMethodDef lane_methods[] = {
+    {"line", (PyCFunction)(void (*)(void))lane_line, METH_FASTCALL,
+     "line(line, plan, ctx): True when the lane wrote the line's record; else tsv_conn's answer (tuple or None)."},
+    {"conn", (PyCFunction)(void (*)(void))lane_conn, METH_FASTCALL,
+     "conn(c, ctx): True when the lane wrote the conn tuple's record, else None."},
+    {"flush", (PyCFunction)lane_flush, METH_NOARGS,
+     "Hand the buffered lines, rows and chain columns over; returns how many records they held."},
+    {"render", (PyCFunction)lane_render, METH_O, "(json line, row) of plain values in K order, or None."},
+    {"flags_of", (PyCFunction)(void (*)(void))lane_flags, METH_FASTCALL,
+     "flags_of(c, ctx): the chain flags of a plain conn tuple, or None."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef lane_members[] = {
+    {"at", T_LONGLONG, offsetof(Lane, at), 0, "where the next line goes in flows.jsonl"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject LaneType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "netan._fastlane.Lane",
+    .tp_basicsize = sizeof(Lane),
+    .tp_dealloc = (destructor)lane_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Pass 2 of plain conn records, written whole (see netan.fastlane.lane_plan).",
+    .tp_methods = lane_methods,
+    .tp_members = lane_members,
+    .tp_init = (initproc)lane_init,
+    .tp_new = PyType_GenericNew,
+};
+
+static PyObject *time_repr_py(PyObject *self, PyObject *v) {
+    double d = PyFloat_AsDouble(v);
+    if (d == -1.0 && PyErr_Occurred()) return NULL;
+    char out[40];
+    size_t n = time_repr(out, d);
+    if (!n) Py_RETURN_NONE;
+    return PyUnicode_FromStringAndSize(out, (Py_ssize_t)n);
+}
+
 static PyMethodDef methods[] = {
+    {"time_repr", (PyCFunction)time_repr_py, METH_O, "repr of a time the lane writes without dtoa, or None."},
     {"tsv_conn", (PyCFunction)(void (*)(void))tsv_conn, METH_FASTCALL,
      "The CONN_FIELDS tuple of one plain TSV conn.log line, or None."},
     {"conn_record", (PyCFunction)(void (*)(void))conn_record, METH_FASTCALL,
@@ -995,4 +1594,15 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "netan._fastlane", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__fastlane(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__fastlane(void) {
+    if (PyType_Ready(&LaneType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    Py_INCREF(&LaneType);
+    if (PyModule_AddObject(m, "Lane", (PyObject *)&LaneType) < 0) {
+        Py_DECREF(&LaneType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -72,3 +72,105 @@ def row_plan(columns: tuple, careful_cell: Callable[[int, str, str], Callable[[A
         careful = careful_cell(i, name, ztype)
         plan.append((kind, route, then, careful, careful(then(None)) if then is not None else "-"))
     return tuple(plan)
+
+
+# ---- the lane: pass 2 of a plain conn record in one call (``_fastlane.Lane``)
+
+#: The lane's values by index: ``RECORD_KEYS``' up to missed_bytes (its K indexes), then not_observable.
+LANE_NAMES = RECORD_KEYS[:RECORD_KEYS.index("missed_bytes") + 1] + ("not_observable",)
+#: The record keys whose values the lane fills in (indexes of ``LANE_NAMES``); the rest of a plain
+#: record is the same for every line: payload, framing and tls included.
+LANE_SLOTS = tuple(k for k, name in enumerate(LANE_NAMES) if name not in ("payload", "framing", "tls"))
+#: Slots a plain record may hold None in (Zeek's unset MAC, state, history, missed bytes).
+_NULLABLE = ("src_mac", "conn_state", "history", "missed_bytes")
+_FLOATS = ("ts", "ts_end")
+_INTS = ("src_port", "dst_port", "bytes_out", "bytes_in", "pkts_out", "pkts_in", "missed_bytes")
+
+
+def _markers(variant: int) -> dict[str, Any]:
+    """A value per slot that nothing else in a line or row can spell: text of letters, and
+    numbers whose digits are long and distinct (``variant`` gives a second, different set)."""
+    out: dict[str, Any] = {}
+    for k in LANE_SLOTS:
+        name = LANE_NAMES[k]
+        if name == "not_observable":
+            out[name] = (f"Qz{variant}Nobs", f"Qz{variant}Nobs2")
+        elif name in _FLOATS:
+            out[name] = 1234567000.125 + 1000 * variant + k
+        elif name in _INTS:
+            out[name] = 7300000000000 + 1000003 * k + 500000000 * variant
+        else:
+            out[name] = f"Qz{variant}k{k:02d}mArK"
+    return out
+
+
+def _spelled(value: Any, as_json: bool) -> bytes:
+    """How flows.jsonl (``as_json``) or netan_flows.log spells a marker."""
+    if isinstance(value, tuple):
+        return ("[" + ",".join(f'"{v}"' for v in value) + "]").encode() if as_json else b"\0"
+    if isinstance(value, float):
+        return (repr(value) if as_json else f"{value:.6f}").encode()
+    if isinstance(value, int):
+        return str(value).encode()
+    return (f'"{value}"' if as_json else value).encode()
+
+
+def _cut(text: bytes, marks: dict[str, Any], as_json: bool) -> tuple | None:
+    """``text`` as (pieces, slots) around every marker in it, or None when markers overlap."""
+    found = []
+    for k in LANE_SLOTS:
+        spelled = _spelled(marks[LANE_NAMES[k]], as_json)
+        at = text.find(spelled)
+        while at >= 0:
+            found.append((at, at + len(spelled), k))
+            at = text.find(spelled, at + 1)
+    found.sort()
+    pieces, slots, last = [], [], 0
+    for start, end, k in found:
+        if start < last:
+            return None
+        pieces.append(text[last:start])
+        slots.append(k)
+        last = end
+    pieces.append(text[last:])
+    return tuple(pieces), tuple(slots)
+
+
+def _values(record: dict[str, Any]) -> tuple:
+    """A record's slot values in K order, as ``Lane.render`` takes them."""
+    return tuple(record.get(name) for name in LANE_NAMES)
+
+
+def lane_plan(record: dict[str, Any], dumps_line: Callable[[dict], bytes], row: Callable[[dict], bytes],
+              not_observable: tuple) -> tuple[tuple, tuple] | None:
+    """The lane's two templates (flows.jsonl line, netan_flows.log row) for plain records shaped
+    like ``record`` (a plain record as ``conn_record`` makes it), cut from what ``dumps_line`` and
+    ``row`` write of it with marker values; None when they are not simply the values put in place.
+
+    Checked before use: a second set of markers, and None in every slot that may hold it, must
+    come out of the templates exactly as the two Python functions write them, as must each value
+    of ``not_observable`` (the Lane's table of it). So a column or key
+    derived from a value (rather than the value itself) turns the lane off instead of being
+    written wrong.
+    """
+    if C is None:
+        return None
+
+    def filled(marks: dict[str, Any]) -> dict[str, Any]:
+        r = dict(record)
+        r.update(marks)
+        return r
+
+    marks = _markers(0)
+    shown = filled(marks)
+    json_t, row_t = _cut(dumps_line(shown), marks, True), _cut(row(shown), marks, False)
+    if json_t is None or row_t is None or sorted(json_t[1]) != sorted(LANE_SLOTS):
+        return None  # every value is in the JSON line once
+    probe = C.Lane(json_t, row_t, None, None, None, None, {}, not_observable, 0)
+    nulls = dict(_markers(2), **{name: None for name in _NULLABLE})
+    checks = [shown, filled(_markers(1)), filled(nulls)]
+    checks += [filled(dict(_markers(3), not_observable=value)) for value in not_observable]
+    for check in checks:
+        if probe.render(_values(check)) != (dumps_line(check), row(check)):
+            return None
+    return json_t, row_t

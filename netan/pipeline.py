@@ -268,7 +268,8 @@ def _zeek_one_pass(zr: Any, opts: RunOptions, stages: _Stages, zeek_logs: Any, z
 
     segments = zr.plan(workers) if workers > 1 else []
     if len(segments) <= 1:
-        finish(_write_flows(itertools.chain(zr.conn(), zr.rest()), opts, stages, zeek_logs.flow))
+        finish(_write_flows(itertools.chain(zr.conn(), zr.rest()), opts, stages, zeek_logs.flow,
+                            (zr.joiner, zeek_logs.flow_rows)))
         return
     flows_path = os.path.join(opts.out_dir, "flows.jsonl")
 
@@ -277,7 +278,7 @@ def _zeek_one_pass(zr: Any, opts: RunOptions, stages: _Stages, zeek_logs: Any, z
         jsonl, rows_log = (os.path.join(opts.out_dir, f".part-{k}.{name}") for name in ("flows.jsonl", "flows.log"))
         with open(jsonl, "wb", buffering=BUFFER) as out, open(rows_log, "w", encoding="utf-8", buffering=BUFFER) as fh:
             rows = FlowRows(fh, zeek_json)
-            p2 = _Pass2(out, stages, rows.flow)
+            p2 = _Pass2(out, stages, rows.flow, (zr.joiner, rows))
             p2.run(records)
         chain_state = None
         if stages.chains is not None:
@@ -289,7 +290,7 @@ def _zeek_one_pass(zr: Any, opts: RunOptions, stages: _Stages, zeek_logs: Any, z
 
     try:
         with atomic_open(flows_path, "wb") as out:
-            own = _Pass2(out, stages, zeek_logs.flow)
+            own = _Pass2(out, stages, zeek_logs.flow, (zr.joiner, zeek_logs.flow_rows))
             fds = (out.fileno(), zeek_logs.end()[0])
             ends: list[int] = []  # where the next part goes in flows.jsonl and netan_flows.log
             placed_parts: list[tuple[int, int, str]] = []  # (offset, length, part file) in flows.jsonl
@@ -403,13 +404,50 @@ class _Pass2:
     flows.jsonl (and ``sink``), seen by the chain builder with its offset there (the builder
     reads the records it needs back from flows.jsonl, so it keeps no copy)."""
 
-    def __init__(self, out: Any, stages: _Stages, sink: Callable[[dict], None] | None) -> None:
+    def __init__(self, out: Any, stages: _Stages, sink: Callable[[dict], None] | None,
+                 plain: tuple[Any, Any] | None = None) -> None:
+        """``plain``: (Zeek joiner, ``FlowRows`` that ``sink`` writes with) of a `netan zeek` run,
+        whose plain conn records a C lane may then write whole (``netan.sources.zeek.lane``)."""
         self.out, self.stages, self.sink = out, stages, sink
         self.at = 0  # where the next line goes in the file
         self.count = 0
+        self.lane = None
+        if plain is not None and stages.crossflow is None and stages.join is None:
+            from netan.sources.zeek.lane import open_lane
+
+            self.lane = open_lane(plain[0], plain[1], stages.chains, out.write, 0)
 
     def records(self, records: Iterable[dict]) -> Iterator[dict]:
-        """The final records, each written as it passes."""
+        """The final records, each written as it passes (with a lane: the records it did not write)."""
+        lane = self.lane
+        if lane is None:
+            yield from self._records(records)
+            return
+        lane.c.at = self.at
+        lane.joiner.lane = lane.c  # the reader offers it each plain line
+        try:
+            for record in self._records(self._settled(records)):
+                lane.c.at = self.at
+                yield record
+            self._settle()
+        finally:
+            lane.joiner.lane = None
+
+    def _settled(self, records: Iterable[dict]) -> Iterator[dict]:
+        """``records``, the lane's lines written out before each (the outputs keep the lines' order)."""
+        for record in records:
+            self._settle()
+            yield record
+
+    def _settle(self) -> None:
+        lane = self.lane
+        n = lane.c.flush()
+        if n:
+            self.count += n
+            lane.rows.count(n)
+        self.at = lane.c.at
+
+    def _records(self, records: Iterable[dict]) -> Iterator[dict]:
         crossflow, join, chains, sink = self.stages.crossflow, self.stages.join, self.stages.chains, self.sink
         write = self.out.write
         for record in records:
@@ -432,7 +470,7 @@ class _Pass2:
 
 
 def _write_flows(records: Iterable[dict], opts: RunOptions, stages: _Stages,
-                 sink: Callable[[dict], None] | None) -> int:
+                 sink: Callable[[dict], None] | None, plain: tuple[Any, Any] | None = None) -> int:
     """Pass 2 into flows.jsonl (``_Pass2``); with a context join, timelines.json from the same
     records. Returns the number of records."""
     flows_path = os.path.join(opts.out_dir, "flows.jsonl")
@@ -441,7 +479,7 @@ def _write_flows(records: Iterable[dict], opts: RunOptions, stages: _Stages,
 
         stages.chains.store = JsonlLines(flows_path)
     with atomic_open(flows_path, "wb") as out:
-        p2 = _Pass2(out, stages, sink)
+        p2 = _Pass2(out, stages, sink, plain)
         if stages.join is not None:
             from netan.sinks.timelines import apps_by_device, export_timelines
 

@@ -31,7 +31,8 @@ from netan import SCHEMA, fastlane
 from netan.chains.analytics import KINDS, score_chain, score_of_kinds, severity
 from netan.chains.baseline import Baseline, subject_of
 from netan.chains.beacon import beacon_score
-from netan.chains.evidence import ENCRYPTED_L7, context_evidence, item, network_evidence, network_kinds
+from netan.chains.evidence import (DNS_PORTS, ENCRYPTED_L7, STANDARD_TLS_PORTS, context_evidence, item,
+                                   network_evidence, network_kinds)
 from netan.chains.graph import EvidenceGraph
 from netan.chains.store import RecordStore, Spool
 
@@ -58,6 +59,9 @@ _STRONG = frozenset(k for k, v in KINDS.items() if v.weight >= POSITIVE_WEIGHT)
 _OBSERVE_KEYS = ("app", "dst_port", "device", "src_ip", "dst_name", "tls", "sni", "dst_ip", "bytes_out", "l7", "ts",
                  "ts_end", "dns")
 _C_OBSERVE = fastlane.C.chain_observe if fastlane.C is not None else None
+#: The kinds the lane's rules give a conn-only record, and their bits there (``_fastlane.c``'s KB_*).
+_LANE_KINDS = {"payload_not_observable": 1, "upload_dominant": 2, "direct_ip": 4, "tls_on_odd_port": 8,
+               "non_tls_on_443": 16}
 
 
 @dataclass
@@ -146,6 +150,27 @@ class ChainBuilder:
         self._key.append(sid << 32 | did)
         self._handle.append(handle)
         self._flags.append(flags)
+
+    def lane_state(self, device: Any, app: Any) -> tuple | None:
+        """What ``netan._fastlane.Lane`` reads and updates of this builder for conn-only records of
+        ``device`` and ``app`` (its ``chain`` tuple), or None when it cannot stand in for ``observe``:
+        a baseline gives evidence the lane does not know."""
+        if self.baseline is not None:
+            return None
+        strong = sum(bit for kind, bit in _LANE_KINDS.items() if kind in _STRONG)
+        return (self._who, self._dests, self._new_side, device, app, frozenset(ENCRYPTED_L7), frozenset(DNS_PORTS),
+                frozenset(STANDARD_TLS_PORTS), strong, "dns", "tls", "unknown")
+
+    def _new_side(self, who: tuple) -> int:
+        """The side id of a (device, app, src_ip, port) the lane meets first, registered as ``observe`` does."""
+        device, app, src_ip, port = who
+        sid = self._who[who] = self._side_of(device, app, subject_of({"app": app, "src_ip": src_ip}), port)
+        return sid
+
+    def extend_columns(self, *columns: bytes) -> None:
+        """Flows noted elsewhere (the lane), as the raw bytes of each column in ``_NAMES`` order."""
+        for name, raw in zip(_NAMES, columns):
+            getattr(self, f"_{name}").frombytes(raw)
 
     def _fast_state(self) -> tuple:
         """What ``netan.fastlane``'s ``chain_observe`` reads and updates of this builder."""

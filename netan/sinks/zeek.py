@@ -442,6 +442,17 @@ class FlowRows:
         else:
             self._write, self._row = fh.write, _flow_row(json)
 
+    def lane_outputs(self) -> tuple[Callable[[bytes], Any], Callable[[dict[str, Any]], bytes]] | None:
+        """(write, row) for rows made elsewhere as bytes (``netan._fastlane.Lane``): the binary
+        layer's write and the row function it is written with; None when rows are not written as
+        bytes (Zeek JSON, another encoding, no C row). The maker counts its rows with ``count``."""
+        if getattr(self._row, "func", None) is not getattr(_c_rows(), "tsv_row_bytes", False):
+            return None
+        return self._write, self._row
+
+    def count(self, rows: int) -> None:
+        self.rows += rows
+
     def flow(self, f: dict[str, Any]) -> None:
         self._write(self._row(f))
         self.rows += 1
@@ -513,6 +524,11 @@ class ZeekLogs:
             row["_uids"] = [uid_of.get(fid, fid) for fid in c.get("flows") or []]
             self._cfh.write(self._chain_row(row))
             self.chain_rows += 1
+
+    @property
+    def flow_rows(self) -> FlowRows:
+        """The ``FlowRows`` that ``flow`` writes with."""
+        return self._flows
 
     @property
     def rows(self) -> dict[str, int]:

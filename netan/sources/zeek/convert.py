@@ -309,6 +309,8 @@ class Joiner:
         self._window: array | None = None
         self._tail: collections.deque[str] | None = None
         self._fast: tuple | None = None  # conn_record's context (``_fast_context``)
+        #: while a pass runs: the C lane that takes plain lines whole (``netan.sources.zeek.lane``)
+        self.lane: Any = None
 
     def track(self) -> None:
         """Remember what the conn lines read from now on take (side entries, flow ids): ``segment_state``."""
@@ -718,6 +720,12 @@ class Joiner:
             rec[k] = copy.deepcopy(rec[k])
         self.conn_count += 1
         return rec
+
+    def lane_not_observable(self) -> tuple:
+        """A plain conn record's not_observable by which sizes were unset (bits 1, 2, 4, 8: orig_bytes,
+        resp_bytes, orig_pkts, resp_pkts), as ``conn_flow`` extends it: for the C lane."""
+        base = self._conn_template["not_observable"]
+        return tuple(base + _unset_counts(*(None if mask >> i & 1 else 0 for i in range(4))) for mask in range(16))
 
     def _repeat_id(self, uid: str) -> str:
         # The same uid twice only happens in concatenated logs of separate runs

@@ -193,7 +193,9 @@ def iter_conn(lf: LogFile, problems: Problems, make: Make, parallel: bool | None
     the problems reported are the same either way.
     """
     if parallel is None:
-        parallel = _worth_parallel(lf)
+        joiner = _plain_joiner(make)
+        # a lane writes plain lines whole here: a child parsing them would only add work
+        parallel = (joiner is None or joiner.lane is None) and _worth_parallel(lf)
     if parallel:
         return _conn_parallel(lf, problems, make)
     return conn_lines(lf, problems, make)
@@ -256,10 +258,15 @@ def _usable(c: tuple[Any, ...] | list[Any]) -> bool:
 def _conn_json(lines: Any, path: str, problems: Problems, make: Make | None, first_line: int = 1) -> Iterator[Any]:
     # Written out field by field: this is the per-line path of JSON conn logs (the plain case in C).
     jfast = fastlane.C.json_conn if fastlane.C is not None else None
+    joiner = _plain_joiner(make)
+    lane = joiner.lane if joiner is not None else None
     for lineno, obj in read_json(lines, path, problems, first_line):
         if jfast is not None:
             c = jfast(obj, _CONN_NAMES, _ISO_SECONDS)
             if c is not None:
+                if lane is not None and lane.conn(c, joiner._fast):  # type: ignore[union-attr]
+                    joiner.conn_count += 1  # type: ignore[union-attr]
+                    continue
                 out = (lineno, c) if make is None else _made(make, c, path, lineno, problems)
                 if out is not _SKIP:
                     yield out
@@ -424,6 +431,7 @@ def _conn_tsv(lf: LogFile, problems: Problems, make: Make | None, span: Span | N
     fast, layout = _fast_lane(header)
     joiner = _plain_joiner(make)
     fused = fastlane.C.tsv_record if joiner is not None else None
+    lane = joiner.lane if joiner is not None else None
     made = 0  # records the C lane made whole, counted into the joiner at the end
     try:
         text = open_text(path, lf.gzipped, span.start if span is not None else 0)
@@ -458,8 +466,15 @@ def _conn_tsv(lf: LogFile, problems: Problems, make: Make | None, span: Span | N
                 if c0 == "\n" or c0 == "\r":
                     continue
                 if fast is not None:
-                    # C: a usable tuple, or None (not the plain case); fused, the record itself when it can
-                    c = fast(line, layout) if fused is None else fused(line, layout, joiner._fast)
+                    # C: a usable tuple, or None (not the plain case); fused, the record itself when it can;
+                    # the lane writes the record itself (True) when it can
+                    if lane is not None:
+                        c = lane.line(line, layout, joiner._fast)  # type: ignore[union-attr]
+                        if c is True:
+                            made += 1
+                            continue
+                    else:
+                        c = fast(line, layout) if fused is None else fused(line, layout, joiner._fast)
                     if c is not None:
                         if type(c) is dict:
                             made += 1
