@@ -89,18 +89,19 @@ _INTS = ("src_port", "dst_port", "bytes_out", "bytes_in", "pkts_out", "pkts_in",
 
 def _markers(variant: int) -> dict[str, Any]:
     """A value per slot that nothing else in a line or row can spell: text of letters, and
-    numbers whose digits are long and distinct (``variant`` gives a second, different set)."""
+    numbers whose digits are long and distinct. Each ``variant`` spells them at another length,
+    so that a column computed from a value's length shows up as a difference."""
     out: dict[str, Any] = {}
     for k in LANE_SLOTS:
         name = LANE_NAMES[k]
         if name == "not_observable":
-            out[name] = (f"Qz{variant}Nobs", f"Qz{variant}Nobs2")
+            out[name] = (f"Qz{variant}Nobs", f"Qz{variant}Nobs2" + "z" * variant)
         elif name in _FLOATS:
-            out[name] = 1234567000.125 + 1000 * variant + k
+            out[name] = 1234567000.125 + k if variant % 2 == 0 else 12345670000.25 + 10 * k
         elif name in _INTS:
-            out[name] = 7300000000000 + 1000003 * k + 500000000 * variant
+            out[name] = int(f"{73 + variant}{k:02d}" + "1" * (9 + variant))
         else:
-            out[name] = f"Qz{variant}k{k:02d}mArK"
+            out[name] = f"Qz{variant}k{k:02d}mArK" + "z" * variant
     return out
 
 

@@ -1,0 +1,252 @@
+"""The lane of ``netan zeek`` (``netan.sources.zeek.lane``, ``_fastlane.Lane``) against the Python pass.
+
+Every comparison runs ``netan zeek`` twice on the same logs, with the lane and
+without it (``open_lane`` answering None, so every record goes through
+``pipeline._Pass2`` in Python), and asks for identical outputs: flows.jsonl,
+chains.jsonl, netan_flows.log, netan_chains.log and summary.json. The inputs
+are Zeek's own logs in ../shared/corpus and generated logs full of the values
+the lane must leave to Python. The lane's own rules (times written without
+dtoa, the chain flags of a conn-only record) are held to Python's on grids and
+random values, and its templates must refuse an output that is not simply the
+values put in place.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from netan import fastlane, pipeline
+from netan.chains.builder import _STRONG, ChainBuilder
+from netan.chains.evidence import network_kinds
+from netan.pipeline import RunOptions, analyze_zeek_logs
+from netan.sinks.atomic import dumps_line
+from netan.sources.zeek import lane as lane_mod
+from netan.sources.zeek.convert import Joiner
+from tests.test_fastlane import _conn_log
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+C_MODULE = fastlane.C
+
+pytestmark = pytest.mark.skipif(C_MODULE is None, reason="netan._fastlane was not built (no C compiler)")
+
+OUTPUTS = ("flows.jsonl", "chains.jsonl", "netan_flows.log", "netan_chains.log")
+
+
+def _run(paths: list[str], out: Path, use_lane: bool, monkeypatch: pytest.MonkeyPatch, workers: int = 1,
+         taken: list[int] | None = None, **kw) -> dict[str, bytes]:
+    """The outputs of one `netan zeek` run in this process, with or without the lane."""
+    with monkeypatch.context() as m:
+        if not use_lane:
+            m.setattr(lane_mod, "open_lane", lambda *a, **k: None)
+        elif taken is not None:
+            real = pipeline._Pass2._settle
+
+            def counting(self) -> None:
+                before = self.count
+                real(self)
+                taken.append(self.count - before)
+
+            m.setattr(pipeline._Pass2, "_settle", counting)
+        opts = RunOptions(out_dir=str(out), command="zeek", **kw)
+        analyze_zeek_logs(paths, opts, workers=workers)
+    files = {}
+    for name in OUTPUTS:
+        files[name] = b"\n".join(x for x in (out / name).read_bytes().split(b"\n")
+                                 if not x.startswith((b"#open", b"#close")))
+    summary = json.loads((out / "summary.json").read_text())
+    summary.pop("timings")
+    files["summary"] = json.dumps(summary, sort_keys=True).encode()
+    return files
+
+
+def assert_same_with_and_without_lane(paths: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      workers: int = 1, **kw) -> dict[str, bytes]:
+    with_lane = _run(paths, tmp_path / "lane", True, monkeypatch, workers, **kw)
+    without = _run(paths, tmp_path / "python", False, monkeypatch, workers, **kw)
+    for name in with_lane:
+        assert with_lane[name] == without[name], name
+    return with_lane
+
+
+# ---- whole runs -------------------------------------------------------------------------------
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not found")
+@pytest.mark.parametrize("root", ["stratosphere-security-datasets-for-testing", "foxio-ja4/zeek",
+                                  "zeek-logs-wrccdc-brimdata/zeek-default", "zeek-logs-wrccdc-brimdata/zeek-json",
+                                  "zeek/Baseline"])
+def test_corpus_runs_equal_the_python_pass(root: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not (CORPUS / root).exists():
+        pytest.skip(f"{root} not in the corpus")
+    out = assert_same_with_and_without_lane([str(CORPUS / root)], tmp_path, monkeypatch)
+    assert out["flows.jsonl"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_hostile_logs_equal_the_python_pass(seed: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Escapes, non-ASCII text, unset counts, repeated uids, bad addresses, other protocols, IPv6, ICMP."""
+    rng = random.Random(seed)
+    path = tmp_path / "conn.log"
+    path.write_text(_conn_log(rng, 3000, odd_rate=0.3, crlf=seed == 2), encoding="utf-8")
+    out = assert_same_with_and_without_lane([str(path)], tmp_path, monkeypatch)
+    assert out["flows.jsonl"].count(b"\n") > 1500
+
+
+def test_json_logs_and_shared_out_runs_equal_the_python_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.test_zeek_fanout import _bench
+
+    tsv, js = _bench().generate(str(tmp_path / "gen"), 8000)
+    for fmt, path in (("tsv", tsv), ("json", js)):
+        for workers in (1, 2):
+            assert_same_with_and_without_lane([path], tmp_path / f"{fmt}{workers}", monkeypatch, workers)
+
+
+def test_the_lane_takes_plain_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A guard: were the lane to turn itself off (a template that no longer cuts), everything would
+    still be right, only slow; so require it to write nearly every line of a plain log."""
+    from tests.test_zeek_fanout import _bench
+
+    tsv, js = _bench().generate(str(tmp_path / "gen"), 6000)
+    for path in (tsv, js):
+        taken: list[int] = []
+        _run([path], tmp_path / Path(path).suffix, True, monkeypatch, taken=taken)
+        assert sum(taken) > 0.9 * 6000, path
+
+
+def test_runs_the_lane_cannot_serve_go_the_python_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Zeek JSON output, a baseline: the lane stays out (nothing taken) and the outputs are the Python pass's."""
+    from netan.chains.baseline import learn_baseline
+    from tests.test_zeek_fanout import _bench
+
+    tsv, _ = _bench().generate(str(tmp_path / "gen"), 1500)
+    baseline = tmp_path / "baseline.json"
+    learn_baseline(iter(())).save(str(baseline))
+    for name, kw, zeek_json in (("zjson", {}, True), ("baseline", {"baseline": str(baseline)}, False)):
+        taken: list[int] = []
+        with monkeypatch.context() as m:
+            real = pipeline._Pass2._settle
+
+            def counting(self) -> None:
+                before = self.count
+                real(self)
+                taken.append(self.count - before)
+
+            m.setattr(pipeline._Pass2, "_settle", counting)
+            analyze_zeek_logs([tsv], RunOptions(out_dir=str(tmp_path / name), command="zeek", **kw),
+                              zeek_json=zeek_json, workers=1)
+        assert sum(taken) == 0, name
+    joiner = Joiner()
+    joiner.start_conn()
+    assert lane_mod.open_lane(joiner, _NoBytes(), None, lambda b: None, 0) is None
+
+
+class _NoBytes:
+    """A FlowRows whose rows are not written as bytes (Zeek JSON output)."""
+
+    def lane_outputs(self):
+        return None
+
+
+# ---- the lane's own rules ---------------------------------------------------------------------
+
+def test_times_are_written_as_repr_writes_them() -> None:
+    rng = random.Random(7)
+    values = [rng.uniform(2 ** 29, 2 ** 33) for _ in range(200_000)]
+    values += [round(rng.uniform(1e9, 2e9), 6) for _ in range(200_000)]
+    values += [round(rng.uniform(1e9, 2e9), 6) + round(rng.uniform(0, 1e5), 6) for _ in range(200_000)]
+    values += [1700000000 + j / 256 for j in range(256)]  # exact ties at the seventh decimal
+    values += [2.0 ** 29, 2.0 ** 33 - 2 ** -20, 1e9, 1e9 - 1e-6, 1700000000.0, -1700000000.5, 8589934591.999999]
+    written = 0
+    for v in values:
+        got = C_MODULE.time_repr(v)
+        if got is not None:
+            written += 1
+            assert got == repr(v), v
+    assert written > 0.99 * (len(values) - 256)
+    assert C_MODULE.time_repr(1e-3) is None and C_MODULE.time_repr(2.0 ** 33) is None
+
+
+def test_floats_in_lines_equal_orjson(tmp_path: Path) -> None:
+    """Any float the lane writes into flows.jsonl (repr, or time_repr) is what dumps_line writes."""
+    plan = ((b"[", b"]\n"), (lane_mod.fastlane.LANE_NAMES.index("ts"),))
+    row = ((b"\n",), ())
+    probe = C_MODULE.Lane(plan, row, None, None, None, None, {}, (("x",),) * 16, 0)
+    rng = random.Random(3)
+    names = lane_mod.fastlane.LANE_NAMES
+    for _ in range(100_000):
+        v = rng.choice([rng.uniform(-1e17, 1e17), 10 ** rng.uniform(-6, 17), rng.uniform(1e9, 2e9), 0.0, -0.0,
+                        float(rng.randrange(10 ** 9)), rng.uniform(-1, 1) * 10 ** rng.uniform(-4, 16)])
+        values = tuple(v if n == "ts" else None for n in names)
+        got = probe.render(values)
+        if got is not None:
+            assert got[0] == dumps_line([v]), v
+
+
+def _python_flags(r: dict) -> int:
+    """ChainBuilder.observe's flags for a record (no baseline, no DNS name)."""
+    kinds = network_kinds(r, None, "client:x", False)
+    flags = 0 if _STRONG.isdisjoint(kinds) else 1
+    if r.get("bytes_out", 0) >= 1024 and r.get("l7") != "dns":
+        flags |= 2
+    return flags
+
+
+def test_chain_flags_equal_the_python_rules() -> None:
+    joiner = Joiner()
+    joiner.start_conn()
+    builder = ChainBuilder(with_graph=False)
+    probe = lane_mod.open_lane(joiner, _BytesRows(), builder, lambda b: None, 0)
+    assert probe is not None
+    services = [None, "ssl", "dns", "http", "quic,ssl", "ssh", "smtp", "dtls", "krb", "ssl,http"]
+    sizes = [0, 1, 15, 16, 255, 256, 1023, 1024, 1025, 4096, 10 ** 9]
+    ports = [0, 22, 53, 80, 443, 853, 993, 5353, 8443, 8883, 65535]
+    n = 0
+    for i, (proto, svc, port, b_out, b_in) in enumerate(itertools.product(
+            ["tcp", "udp", "icmp"], services, ports, sizes, sizes)):
+        c = (1700000000.5, f"C{i}", "10.0.0.1", 40000, "10.9.9.9", port, proto, svc, 1.0, b_out, b_in, "SF", 0, "D",
+             3, 4, None, None, None)
+        record = joiner.conn_flow(c)  # the Python path fills the l7 cache; the record is the oracle
+        joiner._recent.clear()
+        got = probe.c.flags_of(c, joiner.plain_context())
+        if got is None:
+            continue
+        assert got == _python_flags(record), (proto, svc, port, b_out, b_in, record["l7"])
+        n += 1
+    assert n > 0.9 * (3 * len(services) * len(ports) * len(sizes) ** 2)
+
+
+class _BytesRows:
+    """A FlowRows writing bytes, for a lane built outside a run."""
+
+    uid_differs: dict = {}
+
+    def lane_outputs(self):
+        from netan.sinks.zeek import FlowRows
+        import io
+
+        return FlowRows(io.TextIOWrapper(io.BytesIO(), encoding="utf-8")).lane_outputs()
+
+
+def test_templates_refuse_outputs_that_are_not_the_values_in_place() -> None:
+    joiner = Joiner()
+    joiner.start_conn()
+    record = lane_mod._sample_record(joiner.plain_context())
+    nobs = joiner.lane_not_observable()
+    write, row = _BytesRows().lane_outputs()
+    assert fastlane.lane_plan(record, dumps_line, row, nobs) is not None
+
+    def derived(r: dict) -> bytes:  # a column computed from a value, not the value itself
+        return row(r)[:-1] + f"\t{len(r['flow_id'] or '')}\n".encode()
+
+    def upper(r: dict) -> bytes:
+        return dumps_line({**r, "history": (r["history"] or "").upper() or None})
+
+    def skipped_none(r: dict) -> bytes:  # None written otherwise than "-"
+        return row(r).replace(b"\t-\t", b"\t(none)\t")
+
+    assert fastlane.lane_plan(record, dumps_line, derived, nobs) is None
+    assert fastlane.lane_plan(record, upper, row, nobs) is None
+    assert fastlane.lane_plan(record, dumps_line, skipped_none, nobs) is None
