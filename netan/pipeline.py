@@ -28,7 +28,7 @@ from netan.fastpath import BatchEngine
 from netan.fastpath_read import Chunk
 from netan.flows import FlowConfig
 from netan.problems import InputError, Problems
-from netan.sinks.atomic import BUFFER, atomic_open, copy_into, dumps, dumps_line, loads, write_json
+from netan.sinks.atomic import BUFFER, atomic_open, dumps, dumps_line, loads, reopen, write_json
 from netan.sources.pcap import CaptureInfo
 
 __all__ = ["RunOptions", "RunResult", "analyze_captures", "analyze_zeek_logs", "finish_run", "iter_records"]
@@ -250,98 +250,128 @@ def _zeek_workers(zr: Any, asked: int | None) -> int:
     return min(os.cpu_count() or 1, 4) if size >= ZEEK_SPLIT_MIN_BYTES else 1
 
 
+#: The weight of this process's segment when a run is shared out (the children's are 1): the child
+#: with the first segment ends a little earlier and its core then copies this process's part into
+#: place while this process finishes it (``netan.sinks.placer``).
+OWN_SEGMENT_WEIGHT = 1.2
+
+
 def _zeek_one_pass(zr: Any, opts: RunOptions, stages: _Stages, zeek_logs: Any, zeek_json: bool, workers: int,
                    finish: Callable[[int], None]) -> None:
     """Every record of ``zr`` through pass 2 into the outputs, then ``finish(number of records)``
     (the chains and the summary); the conn lines shared out among ``workers`` processes when that
     makes more than one segment.
 
-    Shared out, each child writes its segment to part files, sends its state, and is told where
-    its part goes in flows.jsonl and netan_flows.log; it copies the part there itself (then
-    syncs the files) while this process reads the rest and scores the chains, which read the
-    records they need from the still-open flows.jsonl and, for a part not yet copied, from the
-    part's own file. The outputs are committed once every part is in place.
+    Shared out (``netan.sources.zeek.fanout``), the child with the first segment writes it straight
+    into flows.jsonl and netan_flows.log (it begins at their start); every other segment is written
+    to part files, copied into place by a ``Placer`` thread here as soon as its place is known --
+    this process's own, the last, while it is still being written. Then the segments' chain states
+    are absorbed in order, the side-log leftovers written after them, and the chains scored (they
+    read records from the still-open flows.jsonl, or from a part's own file); the outputs are
+    committed once every part is in place.
     """
     from netan.chains.store import JsonlAt
+    from netan.sinks.placer import Placer
     from netan.sinks.zeek import FlowRows
     from netan.sources.zeek import fanout
 
-    segments = zr.plan(workers) if workers > 1 else []
+    segments = zr.plan(workers, (1.0,) * (workers - 1) + (OWN_SEGMENT_WEIGHT,)) if workers > 1 else []
     if len(segments) <= 1:
         finish(_write_flows(itertools.chain(zr.conn(), zr.rest()), opts, stages, zeek_logs.flow,
                             (zr.joiner, zeek_logs.flow_rows)))
         return
     flows_path = os.path.join(opts.out_dir, "flows.jsonl")
+    last = len(segments) - 1
 
-    def part(records: Iterator[dict], k: int) -> dict[str, Any]:
-        """In a child: its segment into part files, with its own chain state."""
-        jsonl, rows_log = (os.path.join(opts.out_dir, f".part-{k}.{name}") for name in ("flows.jsonl", "flows.log"))
-        with open(jsonl, "wb", buffering=BUFFER) as out, open(rows_log, "w", encoding="utf-8", buffering=BUFFER) as fh:
-            rows = FlowRows(fh, zeek_json)
-            p2 = _Pass2(out, stages, rows.flow, (zr.joiner, rows))
-            p2.run(records)
-        chain_state = None
-        if stages.chains is not None:
-            chain_state = stages.chains.state()
-            stages.chains.forget_flows()  # the state is a copy; this process keeps only what it places
-        return {"jsonl": jsonl, "log": rows_log, "sizes": (os.path.getsize(jsonl), os.path.getsize(rows_log)),
-                "count": p2.count, "rows": {"rows": rows.rows, "uid_differs": rows.uid_differs},
-                "chains": chain_state}
+    def part_paths(k: int) -> tuple[str, str]:
+        return tuple(os.path.join(opts.out_dir, f".part-{k}.{name}") for name in ("flows.jsonl", "flows.log"))
 
     try:
         with atomic_open(flows_path, "wb") as out:
-            own = _Pass2(out, stages, zeek_logs.flow, (zr.joiner, zeek_logs.flow_rows))
-            fds = (out.fileno(), zeek_logs.end()[0])
-            ends: list[int] = []  # where the next part goes in flows.jsonl and netan_flows.log
-            placed_parts: list[tuple[int, int, str]] = []  # (offset, length, part file) in flows.jsonl
-
-            def take(res: dict[str, Any], k: int) -> tuple[int, int]:
-                if not ends:
-                    out.flush()
-                    ends.extend((out.tell(), zeek_logs.end()[1]))
-                where = (ends[0], ends[1])
-                placed_parts.append((ends[0], res["sizes"][0], res["jsonl"]))
-                ends[0] += res["sizes"][0]
-                ends[1] += res["sizes"][1]
-                zeek_logs.count_rows(res["rows"])
-                if stages.chains is not None:
-                    stages.chains.absorb(res["chains"], where[0])
-                res["chains"] = None  # absorbed: not kept to the end with the rest of the result
-                own.count += res["count"]
-                return where
-
-            def place(res: dict[str, Any], where: tuple[int, int]) -> None:
-                """A child's part files into the outputs at ``where`` (run by that child)."""
-                for fd, at, path in zip(fds, where, (res["jsonl"], res["log"])):
-                    copy_into(fd, at, path)
-
-            def sync() -> None:
-                """In a child, its part placed: the outputs written back to disk while the parent scores chains
-                (the parent's own fsync at commit then has little left to wait for)."""
-                for fd in fds:
-                    os.fdatasync(fd)
-
-            out.flush()
             zeek_logs.flush()
-            settle = fanout.run(zr, segments, zr.problems, own.run, part, take, place, sync)
-            if settle is None:
-                raise _ReadAgain
+            fds = (out.fileno(), zeek_logs.end()[0])
+            starts = (0, zeek_logs.end()[1])
+            placer = Placer(fds, starts, len(segments))
+            placer.follow(last, part_paths(last))
+
+            def part(records: Iterator[dict], k: int) -> dict[str, Any]:
+                """One segment's part of the outputs, with its own chain state (in a child, or here for the last)."""
+                chains = stages.chains if k < last or stages.chains is None else stages.chains.blank()
+                direct = _open_in_place(fds, starts) if k == 0 else None
+                paths = part_paths(k) if direct is None else None
+                with (direct[0] if direct else open(paths[0], "wb", buffering=BUFFER)) as jsonl, \
+                        (direct[1] if direct else open(paths[1], "w", encoding="utf-8", buffering=BUFFER)) as fh:
+                    rows = FlowRows(fh, zeek_json)
+                    p2 = _Pass2(jsonl, stages, rows.flow, (zr.joiner, rows), chains=chains)
+                    p2.run(records)
+                    fh.flush()
+                    sizes = (jsonl.tell(), fh.buffer.tell() - (starts[1] if direct else 0))
+                chain_state = None
+                if chains is not None:
+                    chain_state = chains.state()
+                    chains.forget_flows()  # the state is a copy
+                return {"paths": paths, "sizes": sizes, "count": p2.count,
+                        "rows": {"rows": rows.rows, "uid_differs": rows.uid_differs}, "chains": chain_state}
+
+            def arrived(k: int, res: dict[str, Any]) -> None:
+                if res["paths"] is None:
+                    placer.in_place(k, res["sizes"])
+                else:
+                    placer.done(k, res["paths"], res["sizes"])
+
             try:
-                out.seek(ends[0])
-                own.at = ends[0]
-                zeek_logs.skip_to(ends[1])
+                results = fanout.run(zr, segments, zr.problems, part, arrived)
+                if results is None:
+                    raise _ReadAgain
+                count = 0
+                parts = []  # (offset, length, part file) in flows.jsonl, for the chains
+                for k, res in enumerate(results):
+                    where = placer.where(k)
+                    if res["paths"] is not None:
+                        parts.append((where[0], res["sizes"][0], res["paths"][0]))
+                    zeek_logs.count_rows(res["rows"])
+                    if stages.chains is not None:
+                        stages.chains.absorb(res["chains"], where[0])
+                    res["chains"] = None  # absorbed
+                    count += res["count"]
+                end = placer.where(len(segments))
+                out.seek(end[0])
+                zeek_logs.skip_to(end[1])
+                own = _Pass2(out, stages, zeek_logs.flow, (zr.joiner, zeek_logs.flow_rows))
+                own.at, own.count = end[0], count
                 own.run(zr.rest())
                 out.flush()
                 if stages.chains is not None:
-                    stages.chains.store = JsonlAt(out.fileno(), placed_parts)
+                    stages.chains.store = JsonlAt(out.fileno(), parts)
                 finish(own.count)
-            finally:
-                settle()
+                placer.close()
+            except BaseException:
+                placer.abandon()
+                raise
     finally:
-        for k in range(1, len(segments)):
-            for name in ("flows.jsonl", "flows.log"):
+        for k in range(len(segments)):
+            for path in part_paths(k):
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join(opts.out_dir, f".part-{k}.{name}"))
+                    os.unlink(path)
+
+
+def _open_in_place(fds: tuple[int, int], starts: tuple[int, int]) -> tuple[Any, Any] | None:
+    """The two outputs opened again for writing from ``starts`` (flows.jsonl binary, netan_flows.log
+    text), with positions of their own: for the child whose part begins where they begin. None
+    where a file cannot be opened again (then its part goes through a part file)."""
+    import io
+
+    again = [reopen(fd) for fd in fds]
+    if None in again:
+        for fd in again:
+            if fd is not None:
+                os.close(fd)
+        return None
+    jsonl = os.fdopen(again[0], "wb", buffering=BUFFER)
+    jsonl.seek(starts[0])
+    raw = os.fdopen(again[1], "wb", buffering=BUFFER)
+    raw.seek(starts[1])
+    return jsonl, io.TextIOWrapper(raw, encoding="utf-8")
 
 
 def _is_dhcp(record: dict) -> bool:
@@ -399,23 +429,28 @@ def finish_run(spool_path: str, opts: RunOptions, stages: _Stages, result: RunRe
     _write_results(opts, stages, result, sources, started, timings, skew, sink)
 
 
+_STAGES_CHAINS: Any = object()  # _Pass2's default: the run's chain builder
+
+
 class _Pass2:
     """Pass 2's work on each record: made final (cross-flow findings, context), written to
     flows.jsonl (and ``sink``), seen by the chain builder with its offset there (the builder
     reads the records it needs back from flows.jsonl, so it keeps no copy)."""
 
     def __init__(self, out: Any, stages: _Stages, sink: Callable[[dict], None] | None,
-                 plain: tuple[Any, Any] | None = None) -> None:
+                 plain: tuple[Any, Any] | None = None, chains: Any = _STAGES_CHAINS) -> None:
         """``plain``: (Zeek joiner, ``FlowRows`` that ``sink`` writes with) of a `netan zeek` run,
-        whose plain conn records a C lane may then write whole (``netan.sources.zeek.lane``)."""
+        whose plain conn records a C lane may then write whole (``netan.sources.zeek.lane``).
+        ``chains``: the chain builder that sees the records (default: ``stages.chains``)."""
         self.out, self.stages, self.sink = out, stages, sink
+        self.chains = stages.chains if chains is _STAGES_CHAINS else chains
         self.at = 0  # where the next line goes in the file
         self.count = 0
         self.lane = None
         if plain is not None and stages.crossflow is None and stages.join is None:
             from netan.sources.zeek.lane import open_lane
 
-            self.lane = open_lane(plain[0], plain[1], stages.chains, out.write, 0)
+            self.lane = open_lane(plain[0], plain[1], self.chains, out.write, 0)
 
     def records(self, records: Iterable[dict]) -> Iterator[dict]:
         """The final records, each written as it passes (with a lane: the records it did not write)."""
@@ -448,7 +483,7 @@ class _Pass2:
         self.at = lane.c.at
 
     def _records(self, records: Iterable[dict]) -> Iterator[dict]:
-        crossflow, join, chains, sink = self.stages.crossflow, self.stages.join, self.stages.chains, self.sink
+        crossflow, join, chains, sink = self.stages.crossflow, self.stages.join, self.chains, self.sink
         write = self.out.write
         for record in records:
             if crossflow is not None:

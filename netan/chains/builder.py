@@ -102,6 +102,12 @@ class ChainBuilder:
         return cls(join=context, baseline=Baseline.load(baseline_path) if baseline_path else None,
                    with_graph=graph)
 
+    def blank(self) -> "ChainBuilder":
+        """A builder with this one's settings and nothing observed: for a segment of the records read
+        alongside, whose ``state()`` this one absorbs in its turn."""
+        return ChainBuilder(join=self.join, baseline=self.baseline, min_score=self.min_score,
+                            with_graph=self.with_graph)
+
     # ---- pass 2: one record at a time ----------------------------------------------------
     def observe(self, r: dict[str, Any], handle: int | None = None) -> None:
         """Note one final flow record; ``handle`` finds it again in ``store`` (else it is spooled).

@@ -74,22 +74,23 @@ def atomic_open(path: str, mode: str = "w") -> Iterator[IO]:
         raise
 
 
-def copy_into(out: int, at: int, path: str) -> int:
-    """Write the bytes of the file ``path`` into the file descriptor ``out`` from byte ``at``, in the
-    kernel where it can (``copy_file_range``), else with ``pwrite``; ``out``'s own position does not
-    move, so another process may be writing elsewhere in the same file. Returns the number of bytes."""
+def copy_into(out: int, at: int, path: str, start: int = 0, end: int | None = None) -> int:
+    """Write bytes ``start:end`` of the file ``path`` (to its end by default) into the file descriptor
+    ``out`` from byte ``at``, in the kernel where it can (``copy_file_range``), else with ``pwrite``;
+    ``out``'s own position does not move, so another process may be writing elsewhere in the same
+    file. Returns the number of bytes."""
     total = 0
     with open(path, "rb") as src:
-        size = os.fstat(src.fileno()).st_size
+        size = (os.fstat(src.fileno()).st_size if end is None else end) - start
         copy = getattr(os, "copy_file_range", None)
         while total < size:
             try:
-                n = copy(src.fileno(), out, size - total, total, at + total) if copy is not None else 0
+                n = copy(src.fileno(), out, size - total, start + total, at + total) if copy is not None else 0
             except OSError:
                 n = 0
             if n <= 0:  # no kernel copy here (other systems, file systems): plain reads and writes
-                src.seek(total)
-                while chunk := src.read(BUFFER):
+                src.seek(start + total)
+                while total < size and (chunk := src.read(min(BUFFER, size - total))):
                     view = memoryview(chunk)
                     while view:
                         done = os.pwrite(out, view, at + total)
@@ -98,6 +99,15 @@ def copy_into(out: int, at: int, path: str) -> int:
                 break
             total += n
     return total
+
+
+def reopen(fd: int, flags: int = os.O_WRONLY) -> int | None:
+    """A new file description of the file open as ``fd`` (its own position), where the system gives
+    one by path (Linux: /proc/self/fd); else None."""
+    try:
+        return os.open(f"/proc/self/fd/{fd}", flags)
+    except OSError:
+        return None
 
 
 def write_json(path: str, obj: Any) -> None:

@@ -99,9 +99,9 @@ class ZeekRead:
             yield from iter_conn(lf, self.problems, joiner.conn_flow, parallel)
             log.info("%s: %d conn records (%s)", lf.path, joiner.conn_count - before, lf.fmt)
 
-    def plan(self, parts: int) -> list[Segment]:
+    def plan(self, parts: int, weights: tuple[float, ...] | None = None) -> list[Segment]:
         """The conn lines cut into at most ``parts`` segments (``netan.sources.zeek.split``)."""
-        return plan(self.conn_files, parts)
+        return plan(self.conn_files, parts, weights)
 
     def segment(self, seg: Segment, problems: Problems) -> Iterator[dict[str, Any]]:
         """The conn records of one segment, parsed in this process; its bad lines go to ``problems``."""

@@ -107,20 +107,22 @@ def _cut(lf: LogFile, at: int) -> tuple[int, Span] | None:
     return boundary, Span(boundary, lines + 1, None, text)
 
 
-def plan(conn_files: list[LogFile], parts: int) -> list[Segment]:
-    """Up to ``parts`` segments of about equal size (see the module docstring)."""
+def plan(conn_files: list[LogFile], parts: int, weights: tuple[float, ...] | None = None) -> list[Segment]:
+    """Up to ``parts`` segments of about equal size, or of sizes in proportion to ``weights`` (one
+    per segment); see the module docstring."""
     sizes = [_size(lf) for lf in conn_files]
     total = sum(sizes)
     if parts <= 1 or total == 0:
         return [[(lf, None) for lf in conn_files]]
-    share = total / parts
+    w = list(weights) if weights is not None and len(weights) == parts else [1.0] * parts
+    ends = [total * float(x) for x in np.cumsum(w) / sum(w)]  # where each segment should end
     segments: list[Segment] = [[]]
     done = 0  # bytes (weighted) of whole files already placed
     for lf, size in zip(conn_files, sizes):
         span: Span | None = None
         pos = 0  # byte offset in this file where the current piece starts
         while True:
-            room = share * len(segments) - (done + pos)  # what the current segment can still take
+            room = ends[len(segments) - 1] - (done + pos)  # what the current segment can still take
             if room <= 0 and len(segments) < parts and segments[-1]:
                 segments.append([])
                 continue
@@ -137,6 +139,6 @@ def plan(conn_files: list[LogFile], parts: int) -> list[Segment]:
             segments.append([])
             span, pos = nxt, boundary
         done += size
-        if lf.gzipped and done >= share * len(segments) and len(segments) < parts:
+        if lf.gzipped and len(segments) < parts and done >= ends[len(segments) - 1]:
             segments.append([])
     return [s for s in segments if s]
