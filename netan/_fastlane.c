@@ -879,22 +879,10 @@ static PyObject *json_seconds(PyObject *v, int is_time, PyObject *seconds) {
     return PyFloat_FromDouble(r);
 }
 
-/* json_conn(obj, names, seconds): the CONN_FIELDS tuple of a flat JSON conn record (names: CONN_FIELDS'
- * names; seconds: jsonlog's memo of ISO whole seconds)
- * when every value has its plain type and the line is usable; else None (the Python path decides). */
-static PyObject *json_conn(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3 || !PyDict_Check(args[0]) || !PyTuple_Check(args[1]) || PyTuple_GET_SIZE(args[1]) != NCONN) {
-        PyErr_SetString(PyExc_TypeError, "json_conn(obj: dict, names: tuple of the conn field names, seconds: dict)");
-        return NULL;
-    }
-    PyObject *obj = args[0], *names = args[1], *v[NCONN];
-    for (int i = 0; i < NCONN; i++) {
-        v[i] = PyDict_GetItemWithError(obj, PyTuple_GET_ITEM(names, i));
-        if (!v[i]) {
-            if (PyErr_Occurred()) return NULL;
-            v[i] = Py_None;
-        }
-    }
+/* The CONN_FIELDS tuple of a flat JSON conn record's values (v: each field's value, Py_None when absent;
+ * borrowed) when every value has its plain type and the line is usable; else None (the Python path
+ * decides). */
+static PyObject *json_conn_of(PyObject *const *v, PyObject *seconds) {
     for (int i = 0; i < NCONN; i++) {
         PyObject *x = v[i];
         switch (i) {
@@ -913,7 +901,7 @@ static PyObject *json_conn(PyObject *self, PyObject *const *args, Py_ssize_t nar
         }
     }
     if (PyUnicode_GET_LENGTH(v[F_OH]) == 0 || PyUnicode_GET_LENGTH(v[F_RH]) == 0) Py_RETURN_NONE;
-    PyObject *ts = json_seconds(v[F_TS], 1, args[2]);
+    PyObject *ts = json_seconds(v[F_TS], 1, seconds);
     if (!ts) { if (PyErr_Occurred()) return NULL; Py_RETURN_NONE; }
     if (ts == Py_None) { Py_DECREF(ts); Py_RETURN_NONE; }  /* no time: the Python path reports it */
     PyObject *dur = json_seconds(v[F_DUR], 0, NULL);
@@ -925,6 +913,192 @@ static PyObject *json_conn(PyObject *self, PyObject *const *args, Py_ssize_t nar
         PyTuple_SET_ITEM(out, i, x);
     }
     return out;
+}
+
+/* json_conn(obj, names, seconds): json_conn_of for a parsed JSON object (names: CONN_FIELDS' names;
+ * seconds: jsonlog's memo of ISO whole seconds). */
+static PyObject *json_conn(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyDict_Check(args[0]) || !PyTuple_Check(args[1]) || PyTuple_GET_SIZE(args[1]) != NCONN) {
+        PyErr_SetString(PyExc_TypeError, "json_conn(obj: dict, names: tuple of the conn field names, seconds: dict)");
+        return NULL;
+    }
+    PyObject *obj = args[0], *names = args[1], *v[NCONN];
+    for (int i = 0; i < NCONN; i++) {
+        v[i] = PyDict_GetItemWithError(obj, PyTuple_GET_ITEM(names, i));
+        if (!v[i]) {
+            if (PyErr_Occurred()) return NULL;
+            v[i] = Py_None;
+        }
+    }
+    return json_conn_of(v, args[2]);
+}
+
+/* ------------------------------------------------------------------ json_line */
+
+static int arity_ok(Py_ssize_t nargs, Py_ssize_t want, const char *usage);
+
+/* A JSON conn line read without a JSON parser, for the plain case: one flat object on one ASCII line
+ * whose strings have no escapes, whose numbers are JSON numbers (integers of at most 18 digits, other
+ * numbers finite), and whose arrays hold such strings; no nested objects (read_json flattens some). Any
+ * other line, valid or not, is left to read_json, which parses it, reports it or flattens it. */
+
+static const char *json_ws(const char *p, const char *end) {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    return p;
+}
+
+/* after the opening quote: the end of a string without escapes or control characters (at its closing quote) */
+static const char *json_plain_string(const char *p, const char *end) {
+    while (p < end) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') return p;
+        if (c == '\\' || c < 0x20) return NULL;
+        p++;
+    }
+    return NULL;
+}
+
+/* a JSON number from p: its end (NULL if not one); *is_int when it has no fraction or exponent */
+static const char *json_number(const char *p, const char *end, int *is_int) {
+    const char *q = p;
+    if (q < end && *q == '-') q++;
+    if (q >= end) return NULL;
+    if (*q == '0') q++;
+    else if (*q >= '1' && *q <= '9') { while (q < end && *q >= '0' && *q <= '9') q++; }
+    else return NULL;
+    *is_int = 1;
+    if (q < end && *q == '.') {
+        q++;
+        if (q >= end || *q < '0' || *q > '9') return NULL;
+        while (q < end && *q >= '0' && *q <= '9') q++;
+        *is_int = 0;
+    }
+    if (q < end && (*q == 'e' || *q == 'E')) {
+        q++;
+        if (q < end && (*q == '+' || *q == '-')) q++;
+        if (q >= end || *q < '0' || *q > '9') return NULL;
+        while (q < end && *q >= '0' && *q <= '9') q++;
+        *is_int = 0;
+    }
+    return q;
+}
+
+/* One value from *pp: a new reference (``want``), Py_None borrowed-style marker via *skip when it was
+ * only checked, or NULL (*plain = 0 when the line is not the plain case, else an error). */
+static PyObject *json_value(const char **pp, const char *end, int want, int *plain) {
+    const char *p = *pp;
+    if (p >= end) { *plain = 0; return NULL; }
+    char c = *p;
+    if (c == '"') {
+        const char *q = json_plain_string(p + 1, end);
+        if (!q) { *plain = 0; return NULL; }
+        *pp = q + 1;
+        return want ? ascii_str(p + 1, q - p - 1) : (Py_INCREF(Py_None), Py_None);
+    }
+    if (c == '-' || (c >= '0' && c <= '9')) {
+        int is_int;
+        const char *q = json_number(p, end, &is_int);
+        if (!q) { *plain = 0; return NULL; }
+        *pp = q;
+        if (!want) { Py_INCREF(Py_None); return Py_None; }
+        Py_ssize_t n = q - p;
+        if (is_int) {
+            int neg = *p == '-';
+            if (n - neg > 18) { *plain = 0; return NULL; }
+            long long x = 0;
+            for (const char *d = p + neg; d < q; d++) x = x * 10 + (*d - '0');
+            return PyLong_FromLongLong(neg ? -x : x);
+        }
+        char buf[64];
+        if (n >= (Py_ssize_t)sizeof buf) { *plain = 0; return NULL; }
+        memcpy(buf, p, (size_t)n);
+        buf[n] = 0;
+        double d = strtod(buf, NULL);
+        if (!isfinite(d)) { *plain = 0; return NULL; }
+        return PyFloat_FromDouble(d);
+    }
+    static const struct { const char *word; size_t n; } words[] = {{"true", 4}, {"false", 5}, {"null", 4}};
+    for (int i = 0; i < 3; i++) {
+        if ((size_t)(end - p) >= words[i].n && memcmp(p, words[i].word, words[i].n) == 0) {
+            *pp = p + words[i].n;
+            PyObject *o = i == 0 ? Py_True : i == 1 ? Py_False : Py_None;
+            Py_INCREF(o);
+            return o;
+        }
+    }
+    if (c == '[' && !want) {  /* an array of plain strings, checked (no conn field is an array) */
+        p = json_ws(p + 1, end);
+        if (p < end && *p == ']') { *pp = p + 1; Py_INCREF(Py_None); return Py_None; }
+        for (;;) {
+            if (p >= end || *p != '"') break;
+            const char *q = json_plain_string(p + 1, end);
+            if (!q) break;
+            p = json_ws(q + 1, end);
+            if (p < end && *p == ',') { p = json_ws(p + 1, end); continue; }
+            if (p < end && *p == ']') { *pp = p + 1; Py_INCREF(Py_None); return Py_None; }
+            break;
+        }
+    }
+    *plain = 0;
+    return NULL;
+}
+
+/* The conn tuple of a plain JSON line (json_conn_of of its values), None when not plain; names as json_conn. */
+static PyObject *json_line_conn(PyObject *line, PyObject *names, PyObject *seconds) {
+    if (!PyUnicode_Check(line) || !PyTuple_Check(names) || PyTuple_GET_SIZE(names) != NCONN) {
+        PyErr_SetString(PyExc_TypeError, "json_line(line: str, names: tuple of the conn field names, seconds: dict)");
+        return NULL;
+    }
+    if (!PyUnicode_IS_ASCII(line)) Py_RETURN_NONE;
+    const char *p = (const char *)PyUnicode_DATA(line), *end = p + PyUnicode_GET_LENGTH(line);
+    PyObject *v[NCONN] = {NULL};
+    PyObject *out = NULL;
+    int plain = 1;
+    p = json_ws(p, end);
+    if (p >= end || *p != '{') goto not_plain;
+    p = json_ws(p + 1, end);
+    if (p < end && *p == '}') p++;
+    else for (;;) {
+        if (p >= end || *p != '"') goto not_plain;
+        const char *k = p + 1, *kend = json_plain_string(k, end);
+        if (!kend) goto not_plain;
+        p = json_ws(kend + 1, end);
+        if (p >= end || *p != ':') goto not_plain;
+        p = json_ws(p + 1, end);
+        int field = -1;
+        for (int i = 0; i < NCONN; i++) {
+            PyObject *name = PyTuple_GET_ITEM(names, i);
+            if (PyUnicode_GET_LENGTH(name) == kend - k && memcmp(PyUnicode_DATA(name), k, (size_t)(kend - k)) == 0) {
+                field = i;
+                break;
+            }
+        }
+        PyObject *x = json_value(&p, end, field >= 0, &plain);
+        if (!x) { if (!plain) goto not_plain; goto done; }
+        if (field >= 0) Py_XSETREF(v[field], x);  /* a repeated key: the last one, as a dict keeps */
+        else Py_DECREF(x);
+        p = json_ws(p, end);
+        if (p < end && *p == ',') { p = json_ws(p + 1, end); continue; }
+        if (p < end && *p == '}') { p++; break; }
+        goto not_plain;
+    }
+    if (json_ws(p, end) != end) goto not_plain;
+    {
+        PyObject *vals[NCONN];
+        for (int i = 0; i < NCONN; i++) vals[i] = v[i] ? v[i] : Py_None;
+        out = json_conn_of(vals, seconds);
+    }
+    goto done;
+not_plain:
+    out = Py_None;
+    Py_INCREF(out);
+done:
+    for (int i = 0; i < NCONN; i++) Py_XDECREF(v[i]);
+    return out;
+}
+
+static PyObject *json_line(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    return arity_ok(nargs, 3, "json_line(line, names, seconds)") ? json_line_conn(args[0], args[1], args[2]) : NULL;
 }
 
 /* ------------------------------------------------------------------ chain_observe */
@@ -1444,6 +1618,16 @@ static PyObject *lane_line(Lane *L, PyObject *const *args, Py_ssize_t nargs) {
     return lane_after(L, r);
 }
 
+static PyObject *lane_json(Lane *L, PyObject *const *args, Py_ssize_t nargs) {
+    if (!arity_ok(nargs, 4, "Lane.json_line(line, names, seconds, ctx)")) return NULL;
+    PyObject *c = json_line_conn(args[0], args[1], args[2]);
+    if (!c || c == Py_None) return c;
+    int r = lane_take(L, c, args[3]);
+    if (r == 0) return c;  /* a plain line, not a plain record: the caller makes it */
+    Py_DECREF(c);
+    return lane_after(L, r);
+}
+
 static PyObject *lane_flush(Lane *L, PyObject *unused) { return lane_flush_impl(L); }
 
 /* render(values): (json line, row) of a tuple of NVALS values in K_* order, or None (for lane_plan's check) */
@@ -1536,6 +1720,8 @@ static int lane_init(Lane *L, PyObject *args, PyObject *kw) {
 static PyMethodDef lane_methods[] = {
     {"line", (PyCFunction)(void (*)(void))lane_line, METH_FASTCALL,
      "line(line, plan, ctx): True when the lane wrote the line's record; else tsv_conn's answer (tuple or None)."},
+    {"json_line", (PyCFunction)(void (*)(void))lane_json, METH_FASTCALL,
+     "json_line(line, names, seconds, ctx): True when the lane wrote the JSON line's record; else json_line's answer."},
     {"conn", (PyCFunction)(void (*)(void))lane_conn, METH_FASTCALL,
      "conn(c, ctx): True when the lane wrote the conn tuple's record, else None."},
     {"flush", (PyCFunction)lane_flush, METH_NOARGS,
@@ -1581,6 +1767,8 @@ static PyMethodDef methods[] = {
      "The flow record of a plain conn tuple without side-log entries, or None."},
     {"tsv_record", (PyCFunction)(void (*)(void))tsv_record, METH_FASTCALL,
      "tsv_conn then conn_record: the record, else the tuple, else None."},
+    {"json_line", (PyCFunction)(void (*)(void))json_line, METH_FASTCALL,
+     "json_conn's tuple straight from a plain JSON conn line (no JSON parser), or None."},
     {"json_conn", (PyCFunction)(void (*)(void))json_conn, METH_FASTCALL,
      "The CONN_FIELDS tuple of a plain, flat JSON conn record, or None."},
     {"chain_observe", (PyCFunction)(void (*)(void))chain_observe, METH_FASTCALL,

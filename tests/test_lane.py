@@ -12,8 +12,10 @@ values put in place.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import math
 import random
 from pathlib import Path
 
@@ -250,3 +252,99 @@ def test_templates_refuse_outputs_that_are_not_the_values_in_place() -> None:
     assert fastlane.lane_plan(record, dumps_line, derived, nobs) is None
     assert fastlane.lane_plan(record, upper, row, nobs) is None
     assert fastlane.lane_plan(record, dumps_line, skipped_none, nobs) is None
+
+
+# ---- JSON lines read without a JSON parser ---------------------------------------------------
+
+def _hostile_json_lines(rng: random.Random, n: int) -> list[str]:
+    """JSON conn lines as Zeek writes them, then respelled: whitespace, escapes, nesting, other number
+    spellings, repeated keys, wrong types, broken syntax."""
+    from tests.test_fastlane import FIELDS, TYPES, _iso
+
+    base = []
+    for line in _conn_log(rng, n, odd_rate=0.2).splitlines():
+        cells = line.split("\t")
+        if line.startswith("#") or len(cells) != len(FIELDS):
+            continue
+        obj: dict = {"_path": "conn"}
+        for name, ztype, v in zip(FIELDS, TYPES, cells):
+            if v == "-":
+                continue
+            if ztype in ("count", "port") and v.isdigit():
+                obj[name] = int(v)
+            elif ztype in ("time", "interval"):
+                try:
+                    obj[name] = float(v) if math.isfinite(float(v)) else v
+                except ValueError:
+                    obj[name] = v
+            elif ztype == "bool":
+                obj[name] = v == "T"
+            elif ztype.startswith("set["):
+                obj[name] = [] if v == "(empty)" else v.split(",")
+            else:
+                obj[name] = v
+        if isinstance(obj.get("ts"), float) and rng.random() < 0.6:
+            obj["ts"] = _iso(obj["ts"], rng)
+        base.append(json.dumps(obj, separators=(",", ":")))
+    out = []
+    for line in base:
+        r = rng.random()
+        if r < 0.05:
+            line = line.replace(",", ", ").replace(":", " : ")
+        elif r < 0.08:
+            line = line.replace('"proto":', '"proto":"x","proto":', 1)  # repeated key: the last one counts
+        elif r < 0.10:
+            line = line.replace('"history":"', '"history":"\\u0041', 1)
+        elif r < 0.12:
+            line = line.replace('"id.orig_p":', '"id.orig_p":1e0,"x":', 1)
+        elif r < 0.14:
+            line = line.replace('{"_path":"conn"', '{"_path":"conn","id":{"orig_h":"10.9.9.9"}', 1)
+        elif r < 0.16:
+            line = line.replace('"duration":', '"duration":-0.0e+1,"d2":', 1)
+        elif r < 0.18:
+            line = line[: rng.randrange(len(line))]  # cut
+        elif r < 0.20:
+            line = line + rng.choice([" x", ",", "}", " \t"])
+        elif r < 0.22:
+            line = line.replace('"missed_bytes":0', '"missed_bytes":123456789012345678901', 1)
+        elif r < 0.24:
+            line = line.replace('"tunnel_parents":[]', '"tunnel_parents":["a", "b\\"c"]', 1)
+        elif r < 0.26:
+            line = line.replace('"orig_bytes":', '"orig_bytes":null,"o2":', 1)
+        out.append(line)
+    return out
+
+
+def test_json_lines_read_as_the_parser_reads_them() -> None:
+    """json_line answers None (the line goes to read_json) or exactly what json_conn gives the parsed object."""
+    import orjson
+
+    from netan.sources.zeek.jsonlog import NESTED_HINTS, json_time
+    from netan.sources.zeek.reader import _CONN_NAMES, _ISO_SECONDS
+
+    rng = random.Random(9)
+    lines = _hostile_json_lines(rng, 4000)
+    taken = 0
+    for line in lines:
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            obj = None
+        if isinstance(obj, dict) and isinstance(obj.get("ts"), str):
+            with contextlib.suppress(ValueError):
+                json_time(obj["ts"])  # the memo of whole seconds, as the Python path fills it
+        got = C_MODULE.json_line(line, _CONN_NAMES, _ISO_SECONDS)
+        if got is None:
+            continue
+        assert isinstance(obj, dict) and not any(type(obj.get(h)) is dict for h in NESTED_HINTS), line
+        want = C_MODULE.json_conn(obj, _CONN_NAMES, _ISO_SECONDS)
+        assert got == want and [type(x) for x in got] == [type(x) for x in want], line
+        taken += 1
+    assert taken > len(lines) // 2
+
+
+def test_hostile_json_logs_equal_the_python_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "conn.json"
+    path.write_text("\n".join(_hostile_json_lines(random.Random(4), 3000)) + "\n", encoding="utf-8")
+    out = assert_same_with_and_without_lane([str(path)], tmp_path, monkeypatch)
+    assert out["flows.jsonl"].count(b"\n") > 1500

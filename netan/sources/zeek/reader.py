@@ -256,11 +256,36 @@ def _usable(c: tuple[Any, ...] | list[Any]) -> bool:
 
 
 def _conn_json(lines: Any, path: str, problems: Problems, make: Make | None, first_line: int = 1) -> Iterator[Any]:
-    # Written out field by field: this is the per-line path of JSON conn logs (the plain case in C).
-    jfast = fastlane.C.json_conn if fastlane.C is not None else None
     joiner = _plain_joiner(make)
     lane = joiner.lane if joiner is not None else None
-    for lineno, obj in read_json(lines, path, problems, first_line):
+    if lane is None:
+        yield from _conn_json_objects(read_json(lines, path, problems, first_line), path, problems, make, None)
+        return
+    # The lane reads a plain line itself (no JSON parser) and writes its record; any other line is
+    # parsed by read_json and goes the usual way.
+    made = 0
+    try:
+        for lineno, line in enumerate(lines, first_line):
+            c = lane.json_line(line, _CONN_NAMES, _ISO_SECONDS, joiner._fast)  # type: ignore[union-attr]
+            if c is True:
+                made += 1
+            elif c is not None:  # a plain line whose record the lane leaves to the joiner
+                out = _made(make, c, path, lineno, problems)  # type: ignore[arg-type]
+                if out is not _SKIP:
+                    yield out
+            else:
+                yield from _conn_json_objects(read_json((line,), path, problems, lineno), path, problems, make,
+                                              joiner)
+    finally:
+        joiner.conn_count += made  # type: ignore[union-attr]
+
+
+def _conn_json_objects(objects: Iterator[tuple[int, dict[str, Any]]], path: str, problems: Problems,
+                       make: Make | None, joiner: Joiner | None) -> Iterator[Any]:
+    # Written out field by field: this is the per-line path of JSON conn logs (the plain case in C).
+    jfast = fastlane.C.json_conn if fastlane.C is not None else None
+    lane = joiner.lane if joiner is not None else None
+    for lineno, obj in objects:
         if jfast is not None:
             c = jfast(obj, _CONN_NAMES, _ISO_SECONDS)
             if c is not None:
