@@ -852,13 +852,22 @@ static PyObject *iso_time(PyObject *v, PyObject *seconds) {
         if (i < 26) frac = frac * 10 + (uint64_t)(t[i] - '0');
     }
     for (Py_ssize_t i = n - 1; i < 26; i++) frac *= 10;  /* fewer than six digits: zeros after them */
-    PyObject *key = PyUnicode_Substring(v, 0, 19);
-    if (!key) return NULL;
-    PyObject *secs_o = PyDict_GetItemWithError(seconds, key);
-    Py_DECREF(key);
-    if (!secs_o || !PyLong_CheckExact(secs_o)) { PyErr_Clear(); return NULL; }
-    long long secs = PyLong_AsLongLong(secs_o);
-    if (secs < 0 || secs > 9000000000LL) { PyErr_Clear(); return NULL; }
+    /* the last whole second looked up (lines come in time order): the memo is a function of its key */
+    static char last_key[19];
+    static long long last_secs = -1;
+    long long secs;
+    if (last_secs >= 0 && memcmp(t, last_key, 19) == 0) secs = last_secs;
+    else {
+        PyObject *key = PyUnicode_Substring(v, 0, 19);
+        if (!key) return NULL;
+        PyObject *secs_o = PyDict_GetItemWithError(seconds, key);
+        Py_DECREF(key);
+        if (!secs_o || !PyLong_CheckExact(secs_o)) { PyErr_Clear(); return NULL; }
+        secs = PyLong_AsLongLong(secs_o);
+        if (secs < 0 || secs > 9000000000LL) { PyErr_Clear(); return NULL; }
+        memcpy(last_key, t, 19);
+        last_secs = secs;
+    }
     return PyFloat_FromDouble((double)((uint64_t)secs * 1000000u + frac) / 1e6);
 }
 
@@ -1043,13 +1052,39 @@ static PyObject *json_value(const char **pp, const char *end, int want, int *pla
     return NULL;
 }
 
+/* The conn field names by length (json_line's key lookup), for the names tuple last given. */
+static PyObject *names_cached;
+static signed char names_by_len[24][NCONN + 1];
+
+static int cache_names(PyObject *names) {
+    if (names == names_cached) return 1;
+    memset(names_by_len, -1, sizeof names_by_len);
+    int fill[24] = {0};
+    for (int i = 0; i < NCONN; i++) {
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        if (!PyUnicode_Check(name) || !PyUnicode_IS_ASCII(name) || PyUnicode_GET_LENGTH(name) >= 24) return 0;
+        Py_ssize_t n = PyUnicode_GET_LENGTH(name);
+        names_by_len[n][fill[n]++] = (signed char)i;
+    }
+    Py_INCREF(names);
+    Py_XSETREF(names_cached, names);
+    return 1;
+}
+
+static int conn_field(PyObject *names, const char *k, Py_ssize_t n) {
+    if (n >= 24) return -1;
+    for (const signed char *i = names_by_len[n]; *i >= 0; i++)
+        if (memcmp(PyUnicode_DATA(PyTuple_GET_ITEM(names, *i)), k, (size_t)n) == 0) return *i;
+    return -1;
+}
+
 /* The conn tuple of a plain JSON line (json_conn_of of its values), None when not plain; names as json_conn. */
 static PyObject *json_line_conn(PyObject *line, PyObject *names, PyObject *seconds) {
     if (!PyUnicode_Check(line) || !PyTuple_Check(names) || PyTuple_GET_SIZE(names) != NCONN) {
         PyErr_SetString(PyExc_TypeError, "json_line(line: str, names: tuple of the conn field names, seconds: dict)");
         return NULL;
     }
-    if (!PyUnicode_IS_ASCII(line)) Py_RETURN_NONE;
+    if (!PyUnicode_IS_ASCII(line) || !cache_names(names)) Py_RETURN_NONE;
     const char *p = (const char *)PyUnicode_DATA(line), *end = p + PyUnicode_GET_LENGTH(line);
     PyObject *v[NCONN] = {NULL};
     PyObject *out = NULL;
@@ -1065,14 +1100,7 @@ static PyObject *json_line_conn(PyObject *line, PyObject *names, PyObject *secon
         p = json_ws(kend + 1, end);
         if (p >= end || *p != ':') goto not_plain;
         p = json_ws(p + 1, end);
-        int field = -1;
-        for (int i = 0; i < NCONN; i++) {
-            PyObject *name = PyTuple_GET_ITEM(names, i);
-            if (PyUnicode_GET_LENGTH(name) == kend - k && memcmp(PyUnicode_DATA(name), k, (size_t)(kend - k)) == 0) {
-                field = i;
-                break;
-            }
-        }
+        int field = conn_field(names, k, kend - k);
         PyObject *x = json_value(&p, end, field >= 0, &plain);
         if (!x) { if (!plain) goto not_plain; goto done; }
         if (field >= 0) Py_XSETREF(v[field], x);  /* a repeated key: the last one, as a dict keeps */

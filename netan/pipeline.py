@@ -291,7 +291,7 @@ def _zeek_one_pass(zr: Any, opts: RunOptions, stages: _Stages, zeek_logs: Any, z
             zeek_logs.flush()
             fds = (out.fileno(), zeek_logs.end()[0])
             starts = (0, zeek_logs.end()[1])
-            placer = Placer(fds, starts, len(segments))
+            placer = Placer(fds, starts, len(segments), sync=True)
             placer.follow(last, part_paths(last))
 
             def part(records: Iterator[dict], k: int) -> dict[str, Any]:

@@ -9,7 +9,9 @@ they are copied as they grow, once the part's place is known), and
 ``done(k, paths, sizes)`` (its files are complete; after ``follow`` too).
 ``close()`` returns once every part is placed, raising what went wrong;
 ``abandon()`` stops placing. ``where(k)`` is where part k begins, once the parts
-before it are done.
+before it are done. With ``sync=True`` the files are written back to disk
+(``fdatasync``) once every part is placed, still in the background: the
+caller's own fsync at commit then has little left to wait for.
 
 Why a thread: the copies are kernel work (``copy_file_range``, which releases
 the GIL), so they go on while this process writes its own part; and a part
@@ -31,8 +33,8 @@ _POLL_S = 0.05
 
 
 class Placer:
-    def __init__(self, fds: tuple[int, ...], starts: tuple[int, ...], count: int) -> None:
-        self.fds, self.starts, self.count = fds, starts, count
+    def __init__(self, fds: tuple[int, ...], starts: tuple[int, ...], count: int, sync: bool = False) -> None:
+        self.fds, self.starts, self.count, self.sync = fds, starts, count, sync
         self._cond = threading.Condition()
         self._paths: list[tuple[str, ...] | None] = [None] * count
         self._sizes: list[tuple[int, ...] | None] = [None] * count
@@ -87,6 +89,9 @@ class Placer:
                 if sizes is None:
                     return  # abandoned
                 base = tuple(b + s for b, s in zip(base, sizes))
+            if self.sync:
+                for fd in self.fds:
+                    os.fdatasync(fd)
         except BaseException as e:  # noqa: BLE001 -- raised by close()
             self._error = e
 
