@@ -253,7 +253,7 @@ def _zeek_workers(zr: Any, asked: int | None) -> int:
 #: The weight of this process's segment when a run is shared out (the children's are 1): the child
 #: with the first segment ends a little earlier and its core then copies this process's part into
 #: place while this process finishes it (``netan.sinks.placer``).
-OWN_SEGMENT_WEIGHT = 1.2
+OWN_SEGMENT_WEIGHT = 1.1
 
 
 def _zeek_one_pass(zr: Any, opts: RunOptions, stages: _Stages, zeek_logs: Any, zeek_json: bool, workers: int,
@@ -294,8 +294,9 @@ def _zeek_one_pass(zr: Any, opts: RunOptions, stages: _Stages, zeek_logs: Any, z
             placer = Placer(fds, starts, len(segments), sync=True)
             placer.follow(last, part_paths(last))
 
-            def part(records: Iterator[dict], k: int) -> dict[str, Any]:
-                """One segment's part of the outputs, with its own chain state (in a child, or here for the last)."""
+            def part(records: Iterator[dict], k: int) -> tuple[dict[str, Any], dict[str, Any]]:
+                """One segment's part of the outputs (where it is: the head) and its own chain state and
+                counts (the body); in a child, or here for the last."""
                 chains = stages.chains if k < last or stages.chains is None else stages.chains.blank()
                 direct = _open_in_place(fds, starts) if k == 0 else None
                 paths = part_paths(k) if direct is None else None
@@ -310,8 +311,9 @@ def _zeek_one_pass(zr: Any, opts: RunOptions, stages: _Stages, zeek_logs: Any, z
                 if chains is not None:
                     chain_state = chains.state()
                     chains.forget_flows()  # the state is a copy
-                return {"paths": paths, "sizes": sizes, "count": p2.count,
-                        "rows": {"rows": rows.rows, "uid_differs": rows.uid_differs}, "chains": chain_state}
+                return ({"paths": paths, "sizes": sizes},
+                        {"count": p2.count, "rows": {"rows": rows.rows, "uid_differs": rows.uid_differs},
+                         "chains": chain_state})
 
             def arrived(k: int, res: dict[str, Any]) -> None:
                 if res["paths"] is None:
@@ -325,10 +327,10 @@ def _zeek_one_pass(zr: Any, opts: RunOptions, stages: _Stages, zeek_logs: Any, z
                     raise _ReadAgain
                 count = 0
                 parts = []  # (offset, length, part file) in flows.jsonl, for the chains
-                for k, res in enumerate(results):
+                for k, (head, res) in enumerate(results):
                     where = placer.where(k)
-                    if res["paths"] is not None:
-                        parts.append((where[0], res["sizes"][0], res["paths"][0]))
+                    if head["paths"] is not None:
+                        parts.append((where[0], head["sizes"][0], head["paths"][0]))
                     zeek_logs.count_rows(res["rows"])
                     if stages.chains is not None:
                         stages.chains.absorb(res["chains"], where[0])

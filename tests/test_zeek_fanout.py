@@ -133,16 +133,19 @@ def test_chains_and_side_logs_shared_out_equal_one_process(tmp_path: Path, monke
 def test_a_child_that_dies_before_its_result_costs_a_second_read_not_the_run(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """A child that ends without sending its result (killed, out of memory), after writing some of
-    its part straight into the outputs: the run reads everything again in one process, and the
-    outputs are exactly those of one process."""
+    its part straight into the outputs (child 0), or after saying where its part is (child 1): the
+    run reads everything again in one process, and the outputs are exactly those of one process."""
     import os
 
     from netan.sources.zeek import fanout
 
     def write_then_die(zr, seg, k, part, conn) -> None:
+        records = zr.segment(seg, Problems())
         if k == 0:
-            records = zr.segment(seg, Problems())
             part(itertools.islice(records, 500), k)  # some of it written into the outputs, then gone
+        else:
+            head, _ = part(records, k)
+            conn.send(("head", head, None, None))  # its part is placed, its state never comes
         os._exit(3)
 
     tsv, _ = _bench().generate(str(tmp_path / "gen"), 6000)  # one file, every uid once
@@ -150,7 +153,7 @@ def test_a_child_that_dies_before_its_result_costs_a_second_read_not_the_run(
     monkeypatch.setattr(fanout, "_child", write_then_die)
     with caplog.at_level("WARNING", logger="netan.sources.zeek.fanout"):
         many = _run([tsv], tmp_path / "many", monkeypatch, 3)
-    assert sum("ended without a result" in r.getMessage() for r in caplog.records) == 1
+    assert sum("ended without a result" in r.getMessage() for r in caplog.records) == 1  # the first one
     assert one == many
 
 

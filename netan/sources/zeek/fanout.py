@@ -5,12 +5,13 @@ segment but the last (``multiprocessing``'s fork context, after the side logs
 are loaded, so every child has them without reading them again) and reads the
 last segment here. Every segment's records go to ``part(records, k)``, which
 writes that segment's part of the outputs and returns what the caller needs of
-it (a child sends it back, with its problems and what its conn lines took from
-the side logs). ``arrived(k, result)`` hears of each result as soon as it is in
-(a child's from a background thread, in segment order: so the caller can start
-placing the parts while this process still reads its own segment). ``run``
-returns every result in segment order once the joiner has absorbed the
-segments, with the segments' problems merged in order.
+it as ``(head, body)``: a child sends the small head at once, then the body
+with its problems and what its conn lines took from the side logs.
+``arrived(k, head)`` hears of each head as soon as it is in (a child's from a
+background thread, in segment order: so the caller can start placing the
+parts while this process still reads its own segment). ``run`` returns every
+``(head, body)`` in segment order once the joiner has absorbed the segments,
+with the segments' problems merged in order.
 
 The records are exactly those of one process reading everything
 (``ZeekRead.segment`` starts each segment as a reader from the top would be
@@ -47,8 +48,9 @@ def available() -> bool:
 def _child(zr: ZeekRead, seg: Segment, k: int, part: Callable[[Records, int], Any], conn: Any) -> None:
     problems = Problems()
     try:
-        result = part(zr.segment(seg, problems), k)
-        conn.send(("ok", result, zr.joiner.segment_state(), problems))
+        head, body = part(zr.segment(seg, problems), k)
+        conn.send(("head", head, None, None))  # small: its part can be placed while the body is sent
+        conn.send(("ok", body, zr.joiner.segment_state(), problems))
     except BaseException as e:  # noqa: BLE001 -- reported by the parent, which raises it
         conn.send(("error", f"{type(e).__name__}: {e}", None, None))
     finally:
@@ -56,7 +58,7 @@ def _child(zr: ZeekRead, seg: Segment, k: int, part: Callable[[Records, int], An
 
 
 class _Receiver(threading.Thread):
-    """The children's results, in segment order, as they come in (each handed to ``arrived``)."""
+    """The children's results, in segment order, as they come in (each head handed to ``arrived``)."""
 
     def __init__(self, children: list[tuple[Any, Any]], arrived: Callable[[int, Any], None]) -> None:
         super().__init__(name="netan-zeek-results", daemon=True)
@@ -66,21 +68,26 @@ class _Receiver(threading.Thread):
 
     def run(self) -> None:
         for k, (proc, conn) in enumerate(self.children):
-            try:
-                kind, result, state, child_problems = conn.recv()
-            except (EOFError, OSError):
-                proc.join()
-                self.error = f"zeek reader process {k} ended without a result (exit status {proc.exitcode})"
-                return
-            if kind == "error":
-                self.error = f"zeek reader process {k} failed: {result}"
-                return
-            self.results.append((result, state, child_problems))
-            try:
-                self.arrived(k, result)
-            except BaseException as e:  # noqa: BLE001 -- raised by run()
-                self.error = f"placing part {k}: {type(e).__name__}: {e}"
-                return
+            head = None
+            while True:
+                try:
+                    kind, result, state, child_problems = conn.recv()
+                except (EOFError, OSError):
+                    proc.join()
+                    self.error = f"zeek reader process {k} ended without a result (exit status {proc.exitcode})"
+                    return
+                if kind == "error":
+                    self.error = f"zeek reader process {k} failed: {result}"
+                    return
+                if kind == "ok":
+                    break
+                head = result
+                try:
+                    self.arrived(k, head)
+                except BaseException as e:  # noqa: BLE001 -- raised by run()
+                    self.error = f"placing part {k}: {type(e).__name__}: {e}"
+                    return
+            self.results.append(((head, result), state, child_problems))
 
 
 def run(zr: ZeekRead, segments: list[Segment], problems: Problems, part: Callable[[Records, int], Any],
@@ -102,7 +109,7 @@ def run(zr: ZeekRead, segments: list[Segment], problems: Problems, part: Callabl
         own_problems = Problems()
         own = part(zr.segment(segments[-1], own_problems), last)
         own_state = zr.joiner.segment_state()
-        arrived(last, own)
+        arrived(last, own[0])
         receiver.join()
         if receiver.error is not None:  # a child killed, out of memory, ...: nothing of this read is kept
             log.warning("%s; reading again in one process", receiver.error)
