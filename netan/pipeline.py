@@ -286,6 +286,10 @@ def _zeek_one_pass(zr: Any, opts: RunOptions, stages: _Stages, zeek_logs: Any, z
     def part_paths(k: int) -> tuple[str, str]:
         return tuple(os.path.join(opts.out_dir, f".part-{k}.{name}") for name in ("flows.jsonl", "flows.log"))
 
+    def spill(k: int, what: str = "ids") -> str:
+        """A file for segment k's state handed over (chain columns, flow-id hashes): not held in memory twice."""
+        return os.path.join(opts.out_dir, f".part-{k}.{what}")
+
     try:
         with atomic_open(flows_path, "wb") as out:
             zeek_logs.flush()
@@ -309,8 +313,8 @@ def _zeek_one_pass(zr: Any, opts: RunOptions, stages: _Stages, zeek_logs: Any, z
                     sizes = (jsonl.tell(), fh.buffer.tell() - (starts[1] if direct else 0))
                 chain_state = None
                 if chains is not None:
-                    chain_state = chains.state()
-                    chains.forget_flows()  # the state is a copy
+                    chain_state = chains.state(spill(k, "chains"))
+                    chains.forget_flows()  # the state is in its file
                 return ({"paths": paths, "sizes": sizes},
                         {"count": p2.count, "rows": {"rows": rows.rows, "uid_differs": rows.uid_differs},
                          "chains": chain_state})
@@ -322,7 +326,7 @@ def _zeek_one_pass(zr: Any, opts: RunOptions, stages: _Stages, zeek_logs: Any, z
                     placer.done(k, res["paths"], res["sizes"])
 
             try:
-                results = fanout.run(zr, segments, zr.problems, part, arrived)
+                results = fanout.run(zr, segments, zr.problems, part, arrived, spill)
                 if results is None:
                     raise _ReadAgain
                 count = 0
@@ -352,7 +356,7 @@ def _zeek_one_pass(zr: Any, opts: RunOptions, stages: _Stages, zeek_logs: Any, z
                 raise
     finally:
         for k in range(len(segments)):
-            for path in part_paths(k):
+            for path in (*part_paths(k), spill(k), spill(k, "chains")):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
 

@@ -19,6 +19,7 @@ need more than their time and size.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from array import array
 from collections import defaultdict
@@ -53,6 +54,8 @@ _COLUMNS = "ddqQQB"
 BYTES_PER_FLOW = sum(array(c).itemsize for c in _COLUMNS)
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 _NAMES = ("ts", "ts_end", "bytes_out", "key", "handle", "flags")
+#: Flows remapped at a time when another builder's flows are absorbed.
+_ABSORB_PIECE = 1 << 16
 _DTYPES = {name: np.dtype(c) for name, c in zip(_NAMES, ("d", "d", "q", "Q", "Q", "B"))}
 _STRONG = frozenset(k for k, v in KINDS.items() if v.weight >= POSITIVE_WEIGHT)
 #: The record fields ``chain_observe`` reads, in the order of its ``N_*`` constants.
@@ -203,10 +206,17 @@ class ChainBuilder:
         return self._odd.get((name, i), col[i]) if self._odd else col[i]
 
     # ---- several processes: one builder's flows after another's ---------------------------
-    def state(self) -> dict[str, Any]:
-        """What ``absorb`` needs of this builder's flows (picklable; the columns as bytes)."""
-        return {"sides": list(self._sides), "dests": list(self._dests), "odd": self._odd,
-                **{name: getattr(self, f"_{name}").tobytes() for name in _NAMES}}
+    def state(self, spill: str | None = None) -> dict[str, Any]:
+        """What ``absorb`` needs of this builder's flows (picklable): the columns as bytes, or with
+        ``spill`` written to that file (no copy in memory: a process handing its flows to another
+        then holds them once, and the other reads them straight into its columns)."""
+        head = {"sides": list(self._sides), "dests": list(self._dests), "odd": self._odd, "n": len(self._flags)}
+        if spill is None:
+            return {**head, **{name: getattr(self, f"_{name}").tobytes() for name in _NAMES}}
+        with open(spill, "wb") as fh:
+            for name in _NAMES:
+                getattr(self, f"_{name}").tofile(fh)
+        return {**head, "spill": spill}
 
     def forget_flows(self) -> None:
         """Empty per-flow columns: a new builder, or one whose ``state()`` went to another builder."""
@@ -225,15 +235,28 @@ class ChainBuilder:
                             dtype=np.uint64)
         dest_ids = np.array([self._dests.setdefault(d, len(self._dests)) for d in state["dests"]] or [0],
                             dtype=np.uint64)
-        keys = np.frombuffer(state["key"], dtype=np.uint64)
-        base = len(self._flags)
-        remapped = side_ids[(keys >> np.uint64(32)).astype(np.int64)] << np.uint64(32) | \
-            dest_ids[(keys & np.uint64(0xFFFFFFFF)).astype(np.int64)]
-        self._key.frombytes(remapped.astype(np.uint64).tobytes())
-        handles = np.frombuffer(state["handle"], dtype=np.uint64) + np.uint64(handle_base)
-        self._handle.frombytes(handles.tobytes())
-        for name in ("ts", "ts_end", "bytes_out", "flags"):
-            getattr(self, f"_{name}").frombytes(state[name])
+        base, n = len(self._flags), state["n"]
+        with contextlib.ExitStack() as stack:
+            fh = stack.enter_context(open(state["spill"], "rb")) if "spill" in state else None
+            for name in _NAMES:
+                col = getattr(self, f"_{name}")
+                if name not in ("key", "handle"):
+                    if fh is None:
+                        col.frombytes(state[name])
+                    else:
+                        col.fromfile(fh, n)
+                    continue
+                # a piece at a time: the remapping's temporaries stay small
+                raw = None if fh is not None else np.frombuffer(state[name], dtype=np.uint64)
+                for at in range(0, n, _ABSORB_PIECE):
+                    m = min(_ABSORB_PIECE, n - at)
+                    v = np.fromfile(fh, dtype=np.uint64, count=m) if fh is not None else raw[at:at + m].copy()
+                    if name == "key":
+                        v = side_ids[(v >> np.uint64(32)).astype(np.int64)] << np.uint64(32) | \
+                            dest_ids[(v & np.uint64(0xFFFFFFFF)).astype(np.int64)]
+                    else:
+                        v += np.uint64(handle_base)
+                    col.frombytes(memoryview(v).cast("B"))
         for (name, i), v in state["odd"].items():
             self._odd[(name, base + i)] = v
 
@@ -297,13 +320,18 @@ class ChainBuilder:
         lens = ends - starts
         bounds = np.concatenate(([0], np.cumsum(lens)))
         total = int(bounds[-1])
-        place = np.repeat(np.arange(len(lens)), lens)
-        flows = order[np.arange(total) - np.repeat(bounds[:-1] - starts, lens)]
+        at = np.repeat(starts - bounds[:-1], lens)  # worked in place: few arrays of the flows' size at once
+        at += np.arange(total)
+        flows = order[at]
+        del at
         if self._odd:
             times = np.array([float(self._value("ts", self._ts, i)) for i in flows.tolist()], dtype=np.float64)
         else:
             times = np.frombuffer(self._ts, dtype=np.float64)[flows]
-        return flows[np.lexsort((times, place))], bounds
+        place = np.repeat(np.arange(len(lens), dtype=np.int32 if len(lens) < 1 << 31 else np.int64), lens)
+        by_time = np.lexsort((times, place))
+        del times, place
+        return flows[by_time], bounds
 
     def _values(self, name: str, idx: np.ndarray) -> list[Any]:
         """Column ``name`` at ``idx`` as Python values, the odd ones as the record had them."""
@@ -497,15 +525,21 @@ def _stable_argsort(major: np.ndarray, major_bound: int, minor: np.ndarray | Non
     every number is distinct, any sort gives the stable order).
     """
     n = len(major)
-    minor = np.zeros(n, dtype=np.uint64) if minor is None else minor.astype(np.uint64)
     key_bits = max(major_bound - 1, 0).bit_length() + max(minor_bound - 1, 0).bit_length()
     pos_bits = max(n - 1, 0).bit_length()
-    key = major.astype(np.uint64) << np.uint64(max(minor_bound - 1, 0).bit_length()) | minor
+    key = major.astype(np.uint64)  # one array worked in place: a million flows' sort holds few copies
+    key <<= np.uint64(max(minor_bound - 1, 0).bit_length())
+    if minor is not None:
+        key |= minor.astype(np.uint64, copy=False)
     if key_bits + pos_bits > 64:
         order = np.argsort(key, kind="stable")
         return order, key[order]
-    packed = np.sort(key << np.uint64(pos_bits) | np.arange(n, dtype=np.uint64))
-    return (packed & np.uint64((1 << pos_bits) - 1)).astype(np.int64), packed >> np.uint64(pos_bits)
+    key <<= np.uint64(pos_bits)
+    key |= np.arange(n, dtype=np.uint64)
+    key.sort()
+    order = (key & np.uint64((1 << pos_bits) - 1)).view(np.int64)
+    key >>= np.uint64(pos_bits)
+    return order, key
 
 
 def _split(ts: list[Any], ts_end: list[Any], lo: int, hi: int) -> list[tuple[int, int]]:

@@ -255,7 +255,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 #: What a joiner's conn lines took in one segment: side-entry uids, flow-id hashes (bytes),
 #: the last flow ids, repeated uids, conn records.
-SegmentState = tuple[set[str], bytes, list[str], int, int]
+SegmentState = tuple[set[str], "bytes | str", list[str], int, int]
 
 # Shared immutable values (tuples, so no record can change another's).
 _CONN_ONLY = ("conn",)
@@ -318,10 +318,15 @@ class Joiner:
         self._tail = collections.deque(maxlen=_RECENT_UIDS + 1)
         self._fast_context()
 
-    def segment_state(self) -> SegmentState:
-        """What the conn lines took since ``track`` (for ``absorb``)."""
-        return (self._taken or set(), (self._window or array("q")).tobytes(), list(self._tail or ()), self.repeats,
-                self.conn_count)
+    def segment_state(self, spill: str | None = None) -> SegmentState:
+        """What the conn lines took since ``track`` (for ``absorb``); with ``spill``, the flow-id hashes
+        are written to that file rather than held as bytes (a path in the state instead)."""
+        window = self._window or array("q")
+        if spill is not None:
+            with open(spill, "wb") as fh:
+                window.tofile(fh)
+        return (self._taken or set(), spill if spill is not None else window.tobytes(), list(self._tail or ()),
+                self.repeats, self.conn_count)
 
     def absorb(self, states: list[SegmentState]) -> bool:
         """Become the joiner that read every segment itself, in order (``states`` from ``segment_state``).
@@ -338,7 +343,8 @@ class Joiner:
         taken = [st[0] for st in states]
         if any(st[3] for st in states) or len(set().union(*taken)) != sum(len(t) for t in taken):
             return False
-        hashes = np.concatenate([np.frombuffer(st[1], dtype=np.int64) for st in states])
+        hashes = np.concatenate([np.fromfile(st[1], dtype=np.int64) if isinstance(st[1], str)
+                                 else np.frombuffer(st[1], dtype=np.int64) for st in states])
         span = _RECENT_UIDS + 1
         for at in range(0, len(hashes), span):
             part = hashes[at:at + span]

@@ -45,12 +45,13 @@ def available() -> bool:
     return "fork" in mp.get_all_start_methods()
 
 
-def _child(zr: ZeekRead, seg: Segment, k: int, part: Callable[[Records, int], Any], conn: Any) -> None:
+def _child(zr: ZeekRead, seg: Segment, k: int, part: Callable[[Records, int], Any], conn: Any,
+           spill: Callable[[int], str] | None = None) -> None:
     problems = Problems()
     try:
         head, body = part(zr.segment(seg, problems), k)
         conn.send(("head", head, None, None))  # small: its part can be placed while the body is sent
-        conn.send(("ok", body, zr.joiner.segment_state(), problems))
+        conn.send(("ok", body, zr.joiner.segment_state(spill(k) if spill else None), problems))
     except BaseException as e:  # noqa: BLE001 -- reported by the parent, which raises it
         conn.send(("error", f"{type(e).__name__}: {e}", None, None))
     finally:
@@ -91,8 +92,9 @@ class _Receiver(threading.Thread):
 
 
 def run(zr: ZeekRead, segments: list[Segment], problems: Problems, part: Callable[[Records, int], Any],
-        arrived: Callable[[int, Any], None]) -> list[Any] | None:
-    """See the module docstring."""
+        arrived: Callable[[int, Any], None], spill: Callable[[int], str] | None = None) -> list[Any] | None:
+    """See the module docstring. ``spill(k)``: a file for segment k's joiner state (its flow-id hashes,
+    8 bytes a line), which then is not sent through the pipe."""
     ctx = mp.get_context("fork")
     zr.joiner.track()
     children: list[tuple[Any, Any]] = []
@@ -100,7 +102,8 @@ def run(zr: ZeekRead, segments: list[Segment], problems: Problems, part: Callabl
     try:
         for k, seg in enumerate(segments[:-1]):
             conn, child_end = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_child, args=(zr, seg, k, part, child_end), name=f"netan-zeek-{k}", daemon=True)
+            proc = ctx.Process(target=_child, args=(zr, seg, k, part, child_end, spill), name=f"netan-zeek-{k}",
+                               daemon=True)
             proc.start()
             child_end.close()
             children.append((proc, conn))
@@ -108,7 +111,7 @@ def run(zr: ZeekRead, segments: list[Segment], problems: Problems, part: Callabl
         receiver.start()
         own_problems = Problems()
         own = part(zr.segment(segments[-1], own_problems), last)
-        own_state = zr.joiner.segment_state()
+        own_state = zr.joiner.segment_state(spill(last) if spill else None)
         arrived(last, own[0])
         receiver.join()
         if receiver.error is not None:  # a child killed, out of memory, ...: nothing of this read is kept
