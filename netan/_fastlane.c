@@ -1459,9 +1459,41 @@ enum { CH_WHO, CH_DESTS, CH_NEW_SIDE, CH_DEVICE, CH_APP, CH_ENCRYPTED_L7, CH_DNS
        CH_TLS, CH_UNKNOWN, NCHAIN };
 enum { COL_TS, COL_TS_END, COL_BYTES_OUT, COL_KEY, COL_HANDLE, COL_FLAGS, NCOLS };
 
+/* A direct-mapped cache of the chain builder's ids by the bytes of their key (a source address and port,
+ * or a destination address). The builder's dicts remain the record (an id never changes once given); the
+ * cache spares their lookups -- a tuple or a new str hashed and compared per flow -- in fixed memory. */
+#define IDCACHE_SLOTS (1 << 15)
+typedef struct {
+    uint64_t h;
+    uint32_t id;
+    uint8_t n;  /* key length; 0xFF: empty */
+    char key[51];
+} idslot;
+
+static uint64_t key_hash(const char *s, size_t n) {
+    uint64_t h = 1469598103934665603ULL;  /* FNV-1a */
+    for (size_t i = 0; i < n; i++) { h ^= (uint8_t)s[i]; h *= 1099511628211ULL; }
+    return h ^ (h >> 29);
+}
+
+static int idcache_get(const idslot *c, const char *k, size_t n, uint64_t h, unsigned long long *id) {
+    const idslot *e = &c[h & (IDCACHE_SLOTS - 1)];
+    if (e->h != h || e->n != n || memcmp(e->key, k, n) != 0) return 0;
+    *id = e->id;
+    return 1;
+}
+
+static void idcache_put(idslot *c, const char *k, size_t n, uint64_t h, unsigned long long id) {
+    idslot *e = &c[h & (IDCACHE_SLOTS - 1)];
+    if (n >= 0xFF || n > sizeof e->key || id > UINT32_MAX) return;
+    e->h = h; e->n = (uint8_t)n; e->id = (uint32_t)id;
+    memcpy(e->key, k, n);
+}
+
 typedef struct {
     PyObject_HEAD
     template_t json_t, row_t;
+    idslot *side_ids, *dest_ids;  /* the id caches, while there is a chain builder */
     PyObject *chain;  /* None, or the NCHAIN-tuple described in lane_init */
     PyObject *out_write, *row_write, *columns_sink, *uid_differs;
     PyObject *nobs;  /* not_observable by the ``unset`` bits: a tuple of 16 */
@@ -1519,6 +1551,10 @@ static int lane_take(Lane *L, PyObject *c, PyObject *ctx) {
     size_t j0 = L->json.n, r0 = L->row.n;
     long long b_out = 0, b_in = 0;
     PyObject *ch = L->chain, *who = NULL, *sid_o = NULL;
+    unsigned long long sid = 0;
+    char side_key[48];
+    size_t side_n = 0;
+    uint64_t side_h = 0;
     if ((r = render(&L->json, &L->json_t, v.val, 1)) <= 0) goto undo;
     if ((r = render(&L->row, &L->row_t, v.val, 0)) <= 0) goto undo;
     if (ch != Py_None) {
@@ -1526,30 +1562,48 @@ static int lane_take(Lane *L, PyObject *c, PyObject *ctx) {
         b_out = PyLong_AsLongLongAndOverflow(v.val[K_BYTES_OUT], &o1);
         b_in = PyLong_AsLongLongAndOverflow(v.val[K_BYTES_IN], &o2);
         if (o1 || o2 || PyErr_Occurred()) { PyErr_Clear(); r = 0; goto undo; }
-        who = PyTuple_Pack(4, PyTuple_GET_ITEM(ch, CH_DEVICE), PyTuple_GET_ITEM(ch, CH_APP), v.val[K_SRC_IP],
-                           v.val[K_DST_PORT]);
-        if (!who) { r = -1; goto undo; }
-        sid_o = PyDict_GetItemWithError(PyTuple_GET_ITEM(ch, CH_WHO), who);
-        if (sid_o) Py_INCREF(sid_o);
-        else if (PyErr_Occurred() || !(sid_o = PyObject_CallOneArg(PyTuple_GET_ITEM(ch, CH_NEW_SIDE), who))) {
-            r = -1;
-            goto undo;
+        /* the side's cache key: the source address, a NUL, the port's two bytes */
+        PyObject *src = v.val[K_SRC_IP];
+        long port = PyLong_AsLong(v.val[K_DST_PORT]);
+        if (port == -1 && PyErr_Occurred()) { r = -1; goto undo; }
+        side_n = PyUnicode_IS_ASCII(src) && port >= 0 && port <= 65535 ? (size_t)PyUnicode_GET_LENGTH(src) + 3 : 0;
+        if (side_n && side_n <= sizeof side_key) {
+            memcpy(side_key, PyUnicode_DATA(src), side_n - 3);
+            side_key[side_n - 3] = 0; side_key[side_n - 2] = (char)(port >> 8); side_key[side_n - 1] = (char)port;
+            side_h = key_hash(side_key, side_n);
+        } else side_n = 0;
+        if (!side_n || !idcache_get(L->side_ids, side_key, side_n, side_h, &sid)) {
+            who = PyTuple_Pack(4, PyTuple_GET_ITEM(ch, CH_DEVICE), PyTuple_GET_ITEM(ch, CH_APP), src, v.val[K_DST_PORT]);
+            if (!who) { r = -1; goto undo; }
+            sid_o = PyDict_GetItemWithError(PyTuple_GET_ITEM(ch, CH_WHO), who);
+            if (sid_o) Py_INCREF(sid_o);
+            else if (PyErr_Occurred() || !(sid_o = PyObject_CallOneArg(PyTuple_GET_ITEM(ch, CH_NEW_SIDE), who))) {
+                r = -1;
+                goto undo;
+            }
+            sid = PyLong_AsUnsignedLongLong(sid_o);
+            if (PyErr_Occurred()) { r = -1; goto undo; }
+            if (side_n) idcache_put(L->side_ids, side_key, side_n, side_h, sid);
         }
     }
     /* from here on the record is taken */
     if (!joiner_commit(ctx, v.val[K_FLOW_ID])) { r = -1; goto undo; }
     if (ch != Py_None) {
-        unsigned long long sid = PyLong_AsUnsignedLongLong(sid_o);
         PyObject *dests = PyTuple_GET_ITEM(ch, CH_DESTS), *dest = v.val[K_DST_IP];
-        PyObject *did_o = PyDict_GetItemWithError(dests, dest);
         unsigned long long did;
-        if (did_o) did = PyLong_AsUnsignedLongLong(did_o);
-        else {
-            if (PyErr_Occurred()) { r = -1; goto undo; }
-            did = (unsigned long long)PyDict_GET_SIZE(dests);
-            PyObject *n = PyLong_FromUnsignedLongLong(did);
-            if (!n || PyDict_SetItem(dests, dest, n) < 0) { Py_XDECREF(n); r = -1; goto undo; }
-            Py_DECREF(n);
+        size_t dn = PyUnicode_IS_ASCII(dest) ? (size_t)PyUnicode_GET_LENGTH(dest) : 0;
+        uint64_t dh = dn ? key_hash(PyUnicode_DATA(dest), dn) : 0;
+        if (!dn || !idcache_get(L->dest_ids, PyUnicode_DATA(dest), dn, dh, &did)) {
+            PyObject *did_o = PyDict_GetItemWithError(dests, dest);
+            if (did_o) did = PyLong_AsUnsignedLongLong(did_o);
+            else {
+                if (PyErr_Occurred()) { r = -1; goto undo; }
+                did = (unsigned long long)PyDict_GET_SIZE(dests);
+                PyObject *n = PyLong_FromUnsignedLongLong(did);
+                if (!n || PyDict_SetItem(dests, dest, n) < 0) { Py_XDECREF(n); r = -1; goto undo; }
+                Py_DECREF(n);
+            }
+            if (dn) idcache_put(L->dest_ids, PyUnicode_DATA(dest), dn, dh, did);
         }
         int flags = plain_flags(ch, &v, b_out, b_in);
         if (flags < 0 || PyErr_Occurred()) { r = -1; goto undo; }
@@ -1706,6 +1760,7 @@ static void lane_dealloc(Lane *L) {
     Py_XDECREF(L->chain); Py_XDECREF(L->out_write); Py_XDECREF(L->row_write);
     Py_XDECREF(L->columns_sink); Py_XDECREF(L->uid_differs); Py_XDECREF(L->nobs);
     PyMem_Free(L->json.p); PyMem_Free(L->row.p);
+    PyMem_Free(L->side_ids); PyMem_Free(L->dest_ids);
     for (int i = 0; i < NCOLS; i++) PyMem_Free(L->col[i].p);
     Py_TYPE(L)->tp_free((PyObject *)L);
 }
@@ -1742,6 +1797,13 @@ static int lane_init(Lane *L, PyObject *args, PyObject *kw) {
         Py_XSETREF(*slots[i], vals[i]);
     }
     L->at = at;
+    if (chain != Py_None && !L->side_ids) {
+        L->side_ids = PyMem_Malloc(IDCACHE_SLOTS * sizeof(idslot));
+        L->dest_ids = PyMem_Malloc(IDCACHE_SLOTS * sizeof(idslot));
+        if (!L->side_ids || !L->dest_ids) { PyErr_NoMemory(); return -1; }
+    }
+    for (idslot **c = (idslot *[]){L->side_ids, L->dest_ids, NULL}; *c; c++)
+        for (size_t i = 0; i < IDCACHE_SLOTS; i++) (*c)[i].n = 0xFF;  /* empty: the builder may be another one */
     return 0;
 }
 

@@ -348,3 +348,38 @@ def test_hostile_json_logs_equal_the_python_pass(tmp_path: Path, monkeypatch: py
     path.write_text("\n".join(_hostile_json_lines(random.Random(4), 3000)) + "\n", encoding="utf-8")
     out = assert_same_with_and_without_lane([str(path)], tmp_path, monkeypatch)
     assert out["flows.jsonl"].count(b"\n") > 1500
+
+
+def test_chain_ids_equal_the_python_pass_with_many_endpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """More sources, ports and destinations than the lane's id caches hold (collisions, evictions,
+    repeats): every flow gets the chain key the Python observe gives it."""
+    rng = random.Random(21)
+    sources = [f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}" for _ in range(30000)]
+    dests = [f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+             for _ in range(70000)] + [f"2001:db8::{i:x}" for i in range(2000)]
+    lines = ["#separator \\x09", "#unset_field\t-", "#path\tconn",
+             "#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\torig_bytes\t"
+             "resp_bytes\tconn_state\tmissed_bytes\thistory\torig_pkts\tresp_pkts",
+             "#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tinterval\tcount\tcount\tstring\tcount\tstring\t"
+             "count\tcount"]
+    for i in range(70000):
+        dst = rng.choice(dests)
+        src = f"fd00::{rng.randrange(1, 4000):x}" if ":" in dst else rng.choice(sources)
+        lines.append(f"{1700000000 + i * 0.01:.6f}\tC{i:012d}\t{src}\t{rng.randrange(1024, 65536)}\t{dst}\t"
+                     f"{rng.choice([443, 80, 53, 8443, 22, 5222])}\t{rng.choice(['tcp', 'udp'])}\t-\t1.5\t"
+                     f"{rng.choice([0, 500, 5000, 50000])}\t{rng.choice([0, 100, 1000])}\tSF\t0\tShADadFf\t3\t4")
+    path = tmp_path / "conn.log"
+    path.write_text("\n".join(lines) + "\n")
+    seen: dict[str, ChainBuilder] = {}
+    real = pipeline._write_results
+
+    def keep(opts, stages, *a, **k):
+        seen[opts.out_dir] = stages.chains
+        return real(opts, stages, *a, **k)
+
+    monkeypatch.setattr(pipeline, "_write_results", keep)
+    assert_same_with_and_without_lane([str(path)], tmp_path, monkeypatch)
+    lane, python = seen[str(tmp_path / "lane")], seen[str(tmp_path / "python")]
+    assert lane._key == python._key and lane._flags == python._flags and len(lane._key) == 70000
+    assert list(lane._sides) == list(python._sides) and list(lane._dests) == list(python._dests)
+    assert len(lane._sides) > 32768 and len(lane._dests) > 32768  # more than the caches have slots
