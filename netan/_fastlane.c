@@ -992,8 +992,9 @@ static const char *json_number(const char *p, const char *end, int *is_int) {
     return q;
 }
 
-/* One value from *pp: a new reference (``want``), Py_None borrowed-style marker via *skip when it was
- * only checked, or NULL (*plain = 0 when the line is not the plain case, else an error). */
+/* One value from *pp, *pp moved past it: the value as a new reference when ``want``, else Py_None once
+ * it is checked (a key json_conn does not read); NULL with *plain = 0 when the line is not the plain
+ * case, NULL alone on an error. */
 static PyObject *json_value(const char **pp, const char *end, int want, int *plain) {
     const char *p = *pp;
     if (p >= end) { *plain = 0; return NULL; }

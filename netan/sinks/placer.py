@@ -91,7 +91,7 @@ class Placer:
                 base = tuple(b + s for b, s in zip(base, sizes))
             if self.sync:
                 for fd in self.fds:
-                    os.fdatasync(fd)
+                    getattr(os, "fdatasync", os.fsync)(fd)  # macOS has no fdatasync
         except BaseException as e:  # noqa: BLE001 -- raised by close()
             self._error = e
 
