@@ -15,6 +15,13 @@
  *                                in Python), True, or None
  *   tsv_row(plan, record)     -> one netan_flows.log row (sinks.zeek._compile_row);
  *   tsv_row_bytes(plan, record) the same as UTF-8 bytes
+ *   json_line(line, names, seconds) -> json_conn's tuple read straight from a plain JSON line
+ *                                (jsonlog.read_json + json_conn), or None
+ *   Lane(...)                 -> pipeline._Pass2 for a plain conn record, without making it:
+ *                                its line and row from templates cut from the Python output
+ *                                (fastlane.lane_plan), ChainBuilder.observe's bookkeeping with
+ *                                the network rules of a conn-only record (evidence), counters
+ *   time_repr(v)              -> repr of a time without dtoa (for the tests), or None
  *
  * None means "not the plain case": the caller runs the Python code for that
  * line, which handles (and reports) everything unusual -- escapes, non-ASCII

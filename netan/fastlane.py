@@ -15,6 +15,12 @@ Plans are built here and in those modules from the Python definitions
 (column positions, record keys, the row's column table), so the C code never
 decides what a field means.
 
+The ``Lane`` goes one step further for a `netan zeek` run: it writes a plain
+record's flows.jsonl line and netan_flows.log row itself, from templates that
+``lane_plan`` cuts out of what ``dumps_line`` and the row function write of a
+record holding marker values (and checks against them), and it notes the flow
+for the chains; see ``netan.sources.zeek.lane``.
+
 ``C`` is the module, or None where it was not built (no compiler) or when
 ``NETAN_PURE_PYTHON=1`` is set; tests set it to None to run the Python lane.
 """
@@ -28,7 +34,7 @@ try:
 except ImportError:  # pragma: no cover - exercised by setting C = None in tests
     _fastlane = None
 
-__all__ = ["C", "RECORD_KEYS", "conn_plan", "row_plan"]
+__all__ = ["C", "RECORD_KEYS", "LANE_NAMES", "LANE_SLOTS", "conn_plan", "lane_plan", "row_plan"]
 
 C: Any = None if os.environ.get("NETAN_PURE_PYTHON") == "1" else _fastlane
 

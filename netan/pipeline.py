@@ -301,7 +301,8 @@ def _zeek_one_pass(zr: Any, opts: RunOptions, stages: _Stages, zeek_logs: Any, z
             def part(records: Iterator[dict], k: int) -> tuple[dict[str, Any], dict[str, Any]]:
                 """One segment's part of the outputs (where it is: the head) and its own chain state and
                 counts (the body); in a child, or here for the last."""
-                chains = stages.chains if k < last or stages.chains is None else stages.chains.blank()
+                # this process's own segment gets a builder of its own: its flows are absorbed after the children's
+                chains = stages.chains.blank() if k == last and stages.chains is not None else stages.chains
                 direct = _open_in_place(fds, starts) if k == 0 else None
                 paths = part_paths(k) if direct is None else None
                 with (direct[0] if direct else open(paths[0], "wb", buffering=BUFFER)) as jsonl, \

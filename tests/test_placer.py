@@ -69,3 +69,17 @@ def test_abandon_stops_and_errors_are_raised_by_close(tmp_path: Path) -> None:
     broken.done(0, (str(tmp_path / "missing.0"), str(tmp_path / "missing.1")), (10, 10))
     with pytest.raises(FileNotFoundError):
         broken.close()
+
+
+def test_a_followed_part_may_not_exist_yet(tmp_path: Path) -> None:
+    fds, outs = _outputs(tmp_path, (b"", b""))
+    placer = Placer(fds, (0, 0), 2)
+    later = (str(tmp_path / "later.0"), str(tmp_path / "later.1"))
+    placer.follow(1, later)
+    placer.in_place(0, (0, 0))  # part 0 is empty and done: part 1's files are looked at before they exist
+    time.sleep(0.12)
+    for path in later:
+        Path(path).write_bytes(b"late\n")
+    placer.done(1, later, (5, 5))
+    placer.close()
+    assert [p.read_bytes() for p in outs] == [b"late\n", b"late\n"]

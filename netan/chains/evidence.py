@@ -147,6 +147,11 @@ def _network_findings(r: dict[str, Any], baseline: Baseline | None, subject: str
     because the chain builder asks every flow for its kinds but only the flows of a chain
     for their details. The common Zeek conn-only record (no payload seen, no TLS, HTTP or
     framing) skips the rules about those fields on one test each.
+
+    For that record `netan zeek`'s C lane applies these rules itself (``_fastlane.c``,
+    ``plain_flags``); tests/test_lane.py holds the two to the same flags over every
+    protocol, service, port and size boundary, so a change here fails there until the C
+    side follows.
     """
     out: Findings = []
     get = r.get

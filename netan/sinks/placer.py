@@ -109,8 +109,8 @@ class Placer:
                 return sizes
             assert paths is not None
             for i, (fd, path) in enumerate(zip(self.fds, paths)):
-                # a part still being written: only what its writer has flushed (never past its end)
-                have = sizes[i] if sizes is not None else os.path.getsize(path)
+                # a part still being written: only what its writer has flushed (its file may not exist yet)
+                have = sizes[i] if sizes is not None else _flushed(path)
                 if have > copied[i]:
                     copied[i] += copy_into(fd, base[i] + copied[i], path, copied[i], have)
             if sizes is not None:
@@ -118,3 +118,10 @@ class Placer:
             with self._cond:
                 if not self._stop and self._sizes[k] is None:
                     self._cond.wait(_POLL_S)
+
+
+def _flushed(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        return 0
