@@ -28,7 +28,7 @@ from netan.pipeline import RunOptions, analyze_zeek_logs
 from netan.sinks.atomic import dumps_line
 from netan.sources.zeek import lane as lane_mod
 from netan.sources.zeek.convert import Joiner
-from tests.test_fastlane import _conn_log
+from test_fastlane import _conn_log
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 C_MODULE = fastlane.C
@@ -98,7 +98,7 @@ def test_hostile_logs_equal_the_python_pass(seed: int, tmp_path: Path, monkeypat
 
 
 def test_json_logs_and_shared_out_runs_equal_the_python_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.test_zeek_fanout import _bench
+    from test_zeek_fanout import _bench
 
     tsv, js = _bench().generate(str(tmp_path / "gen"), 8000)
     for fmt, path in (("tsv", tsv), ("json", js)):
@@ -109,7 +109,7 @@ def test_json_logs_and_shared_out_runs_equal_the_python_pass(tmp_path: Path, mon
 def test_the_lane_takes_plain_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A guard: were the lane to turn itself off (a template that no longer cuts), everything would
     still be right, only slow; so require it to write nearly every line of a plain log."""
-    from tests.test_zeek_fanout import _bench
+    from test_zeek_fanout import _bench
 
     tsv, js = _bench().generate(str(tmp_path / "gen"), 6000)
     for path in (tsv, js):
@@ -121,7 +121,7 @@ def test_the_lane_takes_plain_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_runs_the_lane_cannot_serve_go_the_python_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Zeek JSON output, a baseline: the lane stays out (nothing taken) and the outputs are the Python pass's."""
     from netan.chains.baseline import learn_baseline
-    from tests.test_zeek_fanout import _bench
+    from test_zeek_fanout import _bench
 
     tsv, _ = _bench().generate(str(tmp_path / "gen"), 1500)
     baseline = tmp_path / "baseline.json"
@@ -259,7 +259,7 @@ def test_templates_refuse_outputs_that_are_not_the_values_in_place() -> None:
 def _hostile_json_lines(rng: random.Random, n: int) -> list[str]:
     """JSON conn lines as Zeek writes them, then respelled: whitespace, escapes, nesting, other number
     spellings, repeated keys, wrong types, broken syntax."""
-    from tests.test_fastlane import FIELDS, TYPES, _iso
+    from test_fastlane import FIELDS, TYPES, _iso
 
     base = []
     for line in _conn_log(rng, n, odd_rate=0.2).splitlines():
