@@ -1693,13 +1693,20 @@ static PyObject *lane_after(Lane *L, int r) {
     Py_RETURN_TRUE;
 }
 
+/* every method but __init__ needs what __init__ sets */
+static int lane_ready(Lane *L) {
+    if (L->nobs) return 1;
+    PyErr_SetString(PyExc_ValueError, "Lane: __init__ was not called");
+    return 0;
+}
+
 static PyObject *lane_conn(Lane *L, PyObject *const *args, Py_ssize_t nargs) {
-    if (!arity_ok(nargs, 2, "Lane.conn(c, ctx)")) return NULL;
+    if (!lane_ready(L) || !arity_ok(nargs, 2, "Lane.conn(c, ctx)")) return NULL;
     return lane_after(L, lane_take(L, args[0], args[1]));
 }
 
 static PyObject *lane_line(Lane *L, PyObject *const *args, Py_ssize_t nargs) {
-    if (!arity_ok(nargs, 3, "Lane.line(line, plan, ctx)")) return NULL;
+    if (!lane_ready(L) || !arity_ok(nargs, 3, "Lane.line(line, plan, ctx)")) return NULL;
     PyObject *c = parse_line(args[0], args[1]);
     if (!c || c == Py_None) return c;
     int r = lane_take(L, c, args[2]);
@@ -1709,7 +1716,7 @@ static PyObject *lane_line(Lane *L, PyObject *const *args, Py_ssize_t nargs) {
 }
 
 static PyObject *lane_json(Lane *L, PyObject *const *args, Py_ssize_t nargs) {
-    if (!arity_ok(nargs, 4, "Lane.json_line(line, names, seconds, ctx)")) return NULL;
+    if (!lane_ready(L) || !arity_ok(nargs, 4, "Lane.json_line(line, names, seconds, ctx)")) return NULL;
     PyObject *c = json_line_conn(args[0], args[1], args[2]);
     if (!c || c == Py_None) return c;
     int r = lane_take(L, c, args[3]);
@@ -1718,10 +1725,11 @@ static PyObject *lane_json(Lane *L, PyObject *const *args, Py_ssize_t nargs) {
     return lane_after(L, r);
 }
 
-static PyObject *lane_flush(Lane *L, PyObject *unused) { return lane_flush_impl(L); }
+static PyObject *lane_flush(Lane *L, PyObject *unused) { return lane_ready(L) ? lane_flush_impl(L) : NULL; }
 
 /* render(values): (json line, row) of a tuple of NVALS values in K_* order, or None (for lane_plan's check) */
 static PyObject *lane_render(Lane *L, PyObject *values) {
+    if (!lane_ready(L)) return NULL;
     if (!PyTuple_Check(values) || PyTuple_GET_SIZE(values) != NVALS + 1) {
         PyErr_SetString(PyExc_TypeError, "Lane.render(values: tuple of the record's plain values in K order)");
         return NULL;
@@ -1744,7 +1752,7 @@ static PyObject *lane_render(Lane *L, PyObject *values) {
 
 static PyObject *lane_flags(Lane *L, PyObject *const *args, Py_ssize_t nargs) {
     /* flags_of(c, ctx): the chain flags the lane gives a plain conn tuple, or None (for the tests) */
-    if (!arity_ok(nargs, 2, "Lane.flags_of(c, ctx)")) return NULL;
+    if (!lane_ready(L) || !arity_ok(nargs, 2, "Lane.flags_of(c, ctx)")) return NULL;
     if (L->chain == Py_None) Py_RETURN_NONE;
     conn_values v;
     int r = conn_values_of(args[0], args[1], &v, 1);
@@ -1795,6 +1803,7 @@ static int lane_init(Lane *L, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_TypeError, "Lane: uid_differs is a dict; chain is None or the chain tuple");
         return -1;
     }
+    Py_CLEAR(L->nobs);  /* not ready until this init succeeds */
     template_free(&L->json_t);
     template_free(&L->row_t);
     if (!template_init(&L->json_t, jp) || !template_init(&L->row_t, rp)) return -1;

@@ -383,3 +383,11 @@ def test_chain_ids_equal_the_python_pass_with_many_endpoints(tmp_path: Path, mon
     assert lane._key == python._key and lane._flags == python._flags and len(lane._key) == 70000
     assert list(lane._sides) == list(python._sides) and list(lane._dests) == list(python._dests)
     assert len(lane._sides) > 32768 and len(lane._dests) > 32768  # more than the caches have slots
+
+
+def test_a_lane_not_initialised_refuses_work() -> None:
+    lane = C_MODULE.Lane.__new__(C_MODULE.Lane)
+    for call in (lane.flush, lambda: lane.line("x", (), ()), lambda: lane.json_line("{}", (), {}, ()),
+                 lambda: lane.conn((), ()), lambda: lane.render(()), lambda: lane.flags_of((), ())):
+        with pytest.raises(ValueError, match="__init__"):
+            call()
