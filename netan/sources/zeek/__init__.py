@@ -13,9 +13,10 @@ Modules: ``tsv`` (ASCII format), ``jsonlog`` (JSON format), ``discover``
 (finding and recognising logs), ``convert`` (the uid join and record
 building), ``reader`` (the pipeline, and ``ZeekRead``: the same in steps),
 ``worker`` (the optional child process that parses a big conn.log while the
-parent builds records), ``split`` (conn lines cut into segments) and
-``fanout`` (segments read by several processes, for ``netan zeek``).  Nothing
-happens at import.
+parent builds records), ``split`` (conn lines cut into segments),
+``fanout`` (segments read by several processes, for ``netan zeek``) and
+``lane`` (pass 2 of a plain conn line in one C call, for ``netan zeek``).
+Nothing happens at import.
 """
 from __future__ import annotations
 
