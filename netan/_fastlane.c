@@ -267,16 +267,17 @@ static int is_int(PyObject *o) { return PyLong_CheckExact(o); }
  * made with the dict; see record_dict). ``owned`` marks the values made here (new references);
  * the others are borrowed from the tuple or the context. */
 #define NVALS (K_MISSED + 1)
-#define V_NOBS NVALS /* the lane's one value beyond them: not_observable, which unset sizes extend */
+#define V_NOBS NVALS /* the lane's values beyond them: not_observable, which unset sizes extend, */
+#define V_NAME (NVALS + 1) /* and dst_name, the name DNS gave the destination */
 typedef struct {
-    PyObject *val[NVALS + 1];
+    PyObject *val[NVALS + 2];
     unsigned owned;  /* bit k: val[k] is a new reference */
     int pnum;        /* 6, 17, 1 or 58 */
     int unset;       /* bits 1, 2, 4, 8: orig_bytes, resp_bytes, orig_pkts, resp_pkts were unset (0 in the record) */
 } conn_values;
 
 static void conn_values_clear(conn_values *v) {
-    for (int k = 0; k <= NVALS; k++)
+    for (int k = 0; k <= V_NAME; k++)
         if (v->owned >> k & 1) Py_CLEAR(v->val[k]);
     v->owned = 0;
 }
@@ -403,7 +404,7 @@ static int conn_values_of(PyObject *c, PyObject *ctx, conn_values *out, int allo
     v->val[K_DST_IP] = rh; v->val[K_SRC_MAC] = C(F_MAC); v->val[K_BYTES_OUT] = ob; v->val[K_BYTES_IN] = rb;
     v->val[K_PKTS_OUT] = opk; v->val[K_PKTS_IN] = rpk; v->val[K_L7] = l7; v->val[K_ZEEK_UID] = uid;
     v->val[K_CONN_STATE] = C(F_ST); v->val[K_HISTORY] = C(F_HIST); v->val[K_MISSED] = C(F_MISSED);
-    v->val[K_PAYLOAD] = v->val[K_FRAMING] = v->val[K_TLS] = v->val[V_NOBS] = NULL;
+    v->val[K_PAYLOAD] = v->val[K_FRAMING] = v->val[K_TLS] = v->val[V_NOBS] = v->val[V_NAME] = NULL;
     static const int size_keys[4] = {K_BYTES_OUT, K_BYTES_IN, K_PKTS_OUT, K_PKTS_IN};
     for (int i = 0; i < 4; i++)
         if (unset >> i & 1) {
@@ -1368,7 +1369,7 @@ static int template_init(template_t *t, PyObject *plan) {
         t->seglen[i] = PyBytes_GET_SIZE(b);
         if (i < n) {
             long k = PyLong_AsLong(PyTuple_GET_ITEM(slots, i));
-            if (k < 0 || k > V_NOBS || k == K_PAYLOAD || k == K_FRAMING || k == K_TLS) {
+            if (k < 0 || k > V_NAME || k == K_PAYLOAD || k == K_FRAMING || k == K_TLS) {
                 if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a lane template slot is a plain value's K index");
                 return 0;
             }
@@ -1505,6 +1506,7 @@ typedef struct {
     PyObject *chain;  /* None, or the NCHAIN-tuple described in lane_init */
     PyObject *out_write, *row_write, *columns_sink, *uid_differs;
     PyObject *nobs;  /* not_observable by the ``unset`` bits: a tuple of 16 */
+    PyObject *dst_name;  /* dst_name(src_ip, dst_ip, ts) -> name or None; None when no DNS answers were read */
     growbuf json, row, col[NCOLS];
     long long at;        /* where the next line goes in flows.jsonl */
     Py_ssize_t pending;  /* records in the buffers */
@@ -1515,7 +1517,7 @@ static int eq_str(PyObject *a, PyObject *b) {
 }
 
 /* flags (ChainBuilder: 1 positive, 2 upload) of a plain record; -1 on an error */
-static int plain_flags(PyObject *ch, const conn_values *v, long long b_out, long long b_in) {
+static int plain_flags(PyObject *ch, const conn_values *v, long long b_out, long long b_in, int named) {
     PyObject *l7 = v->val[K_L7], *port = v->val[K_DST_PORT];
     int is_dns = eq_str(l7, PyTuple_GET_ITEM(ch, CH_DNS)), is_tls = eq_str(l7, PyTuple_GET_ITEM(ch, CH_TLS));
     int is_unknown = eq_str(l7, PyTuple_GET_ITEM(ch, CH_UNKNOWN));
@@ -1525,7 +1527,7 @@ static int plain_flags(PyObject *ch, const conn_values *v, long long b_out, long
     long long floor_in = b_in > 1 ? b_in : 1;
     if (b_out >= 1024 && (floor_in > (1LL << 60) ? 0 : b_out >= 4 * floor_in)) kinds |= KB_UPLOAD_DOMINANT;
     int direct_proto = v->pnum == 6 || v->pnum == 17;
-    if (direct_proto && b_out > 0 && !is_dns) {
+    if (direct_proto && b_out > 0 && !is_dns && !named) {
         int dns_port = PySet_Contains(PyTuple_GET_ITEM(ch, CH_DNS_PORTS), port);
         if (dns_port < 0) return -1;
         if (!dns_port) kinds |= KB_DIRECT_IP;
@@ -1556,6 +1558,17 @@ static int lane_take(Lane *L, PyObject *c, PyObject *ctx) {
     int r = conn_values_of(c, ctx, &v, 1);
     if (r <= 0) return r;
     v.val[V_NOBS] = PyTuple_GET_ITEM(L->nobs, v.unset);
+    v.val[V_NAME] = Py_None;
+    int named = 0;
+    if (L->dst_name != Py_None) {  /* the joiner's own lookup (Joiner.dst_name), as conn_flow calls it */
+        PyObject *nargs[3] = {v.val[K_SRC_IP], v.val[K_DST_IP], v.val[K_TS]};
+        PyObject *name = PyObject_Vectorcall(L->dst_name, nargs, 3, NULL);
+        if (!name) { conn_values_clear(&v); return -1; }
+        v.owned |= 1u << V_NAME;
+        v.val[V_NAME] = name;
+        if (name != Py_None && !PyUnicode_CheckExact(name)) { conn_values_clear(&v); return 0; }
+        named = name != Py_None && PyUnicode_GET_LENGTH(name) > 0;
+    }
     size_t j0 = L->json.n, r0 = L->row.n;
     long long b_out = 0, b_in = 0;
     PyObject *ch = L->chain, *who = NULL, *sid_o = NULL;
@@ -1597,7 +1610,7 @@ static int lane_take(Lane *L, PyObject *c, PyObject *ctx) {
     /* from here on the record is taken */
     if (!joiner_commit(ctx, v.val[K_FLOW_ID])) { r = -1; goto undo; }
     if (ch != Py_None) {
-        PyObject *dests = PyTuple_GET_ITEM(ch, CH_DESTS), *dest = v.val[K_DST_IP];
+        PyObject *dests = PyTuple_GET_ITEM(ch, CH_DESTS), *dest = named ? v.val[V_NAME] : v.val[K_DST_IP];
         unsigned long long did;
         size_t dn = PyUnicode_IS_ASCII(dest) ? (size_t)PyUnicode_GET_LENGTH(dest) : 0;
         uint64_t dh = dn ? key_hash(PyUnicode_DATA(dest), dn) : 0;
@@ -1613,7 +1626,7 @@ static int lane_take(Lane *L, PyObject *c, PyObject *ctx) {
             }
             if (dn) idcache_put(L->dest_ids, PyUnicode_DATA(dest), dn, dh, did);
         }
-        int flags = plain_flags(ch, &v, b_out, b_in);
+        int flags = plain_flags(ch, &v, b_out, b_in, named);
         if (flags < 0 || PyErr_Occurred()) { r = -1; goto undo; }
         double ts = PyFloat_AS_DOUBLE(v.val[K_TS]), ts_end = PyFloat_AS_DOUBLE(v.val[K_TS_END]);
         unsigned long long key = sid << 32 | did, handle = (unsigned long long)L->at;
@@ -1730,7 +1743,7 @@ static PyObject *lane_flush(Lane *L, PyObject *unused) { return lane_ready(L) ? 
 /* render(values): (json line, row) of a tuple of NVALS values in K_* order, or None (for lane_plan's check) */
 static PyObject *lane_render(Lane *L, PyObject *values) {
     if (!lane_ready(L)) return NULL;
-    if (!PyTuple_Check(values) || PyTuple_GET_SIZE(values) != NVALS + 1) {
+    if (!PyTuple_Check(values) || PyTuple_GET_SIZE(values) != NVALS + 2) {
         PyErr_SetString(PyExc_TypeError, "Lane.render(values: tuple of the record's plain values in K order)");
         return NULL;
     }
@@ -1763,7 +1776,7 @@ static PyObject *lane_flags(Lane *L, PyObject *const *args, Py_ssize_t nargs) {
     PyObject *out = NULL;
     if (o1 || o2 || PyErr_Occurred()) { PyErr_Clear(); out = Py_None; Py_INCREF(out); }
     else {
-        int f = plain_flags(L->chain, &v, b_out, b_in);
+        int f = plain_flags(L->chain, &v, b_out, b_in, 0);
         if (f >= 0) out = PyLong_FromLong(f);
     }
     conn_values_clear(&v);
@@ -1774,22 +1787,23 @@ static void lane_dealloc(Lane *L) {
     template_free(&L->json_t);
     template_free(&L->row_t);
     Py_XDECREF(L->chain); Py_XDECREF(L->out_write); Py_XDECREF(L->row_write);
-    Py_XDECREF(L->columns_sink); Py_XDECREF(L->uid_differs); Py_XDECREF(L->nobs);
+    Py_XDECREF(L->columns_sink); Py_XDECREF(L->uid_differs); Py_XDECREF(L->nobs); Py_XDECREF(L->dst_name);
     PyMem_Free(L->json.p); PyMem_Free(L->row.p);
     PyMem_Free(L->side_ids); PyMem_Free(L->dest_ids);
     for (int i = 0; i < NCOLS; i++) PyMem_Free(L->col[i].p);
     Py_TYPE(L)->tp_free((PyObject *)L);
 }
 
-/* Lane(json_plan, row_plan, chain, out_write, row_write, columns_sink, uid_differs, not_observable, at)
+/* Lane(json_plan, row_plan, chain, out_write, row_write, columns_sink, uid_differs, not_observable, at,
+ *      dst_name=None)
  *   chain: None (no chain builder), or (who: dict, dests: dict, new_side: callable(who) -> side id,
  *          device, app, encrypted_l7: set, dns_ports: set, standard_tls_ports: set, strong: int (KB_* bits
  *          of the kinds that are strong), "dns", "tls", "unknown")
  *   columns_sink(ts, ts_end, bytes_out, key, handle, flags): the chain columns as bytes ("ddqQQB") */
 static int lane_init(Lane *L, PyObject *args, PyObject *kw) {
-    PyObject *jp, *rp, *chain, *ow, *rw, *cs, *ud, *nobs;
+    PyObject *jp, *rp, *chain, *ow, *rw, *cs, *ud, *nobs, *names = Py_None;
     long long at;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOL", &jp, &rp, &chain, &ow, &rw, &cs, &ud, &nobs, &at)) return -1;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOL|O", &jp, &rp, &chain, &ow, &rw, &cs, &ud, &nobs, &at, &names)) return -1;
     if (!PyTuple_Check(nobs) || PyTuple_GET_SIZE(nobs) != 16) {
         PyErr_SetString(PyExc_TypeError, "Lane: not_observable is a tuple of 16 values, by unset sizes");
         return -1;
@@ -1807,9 +1821,10 @@ static int lane_init(Lane *L, PyObject *args, PyObject *kw) {
     template_free(&L->json_t);
     template_free(&L->row_t);
     if (!template_init(&L->json_t, jp) || !template_init(&L->row_t, rp)) return -1;
-    PyObject **slots[] = {&L->chain, &L->out_write, &L->row_write, &L->columns_sink, &L->uid_differs, &L->nobs};
-    PyObject *vals[] = {chain, ow, rw, cs, ud, nobs};
-    for (int i = 0; i < 6; i++) {
+    PyObject **slots[] = {&L->chain, &L->out_write, &L->row_write, &L->columns_sink, &L->uid_differs, &L->dst_name,
+                          &L->nobs};  /* nobs last: set, the lane is ready */
+    PyObject *vals[] = {chain, ow, rw, cs, ud, names, nobs};
+    for (int i = 0; i < 7; i++) {
         Py_INCREF(vals[i]);
         Py_XSETREF(*slots[i], vals[i]);
     }

@@ -82,13 +82,14 @@ def row_plan(columns: tuple, careful_cell: Callable[[int, str, str], Callable[[A
 
 # ---- the lane: pass 2 of a plain conn record in one call (``_fastlane.Lane``)
 
-#: The lane's values by index: ``RECORD_KEYS``' up to missed_bytes (its K indexes), then not_observable.
-LANE_NAMES = RECORD_KEYS[:RECORD_KEYS.index("missed_bytes") + 1] + ("not_observable",)
+#: The lane's values by index: ``RECORD_KEYS``' up to missed_bytes (its K indexes), then not_observable
+#: and dst_name (the name DNS gave the destination, when DNS answers were read).
+LANE_NAMES = RECORD_KEYS[:RECORD_KEYS.index("missed_bytes") + 1] + ("not_observable", "dst_name")
 #: The record keys whose values the lane fills in (indexes of ``LANE_NAMES``); the rest of a plain
 #: record is the same for every line: payload, framing and tls included.
 LANE_SLOTS = tuple(k for k, name in enumerate(LANE_NAMES) if name not in ("payload", "framing", "tls"))
 #: Slots a plain record may hold None in (Zeek's unset MAC, state, history, missed bytes).
-_NULLABLE = ("src_mac", "conn_state", "history", "missed_bytes")
+_NULLABLE = ("src_mac", "conn_state", "history", "missed_bytes", "dst_name")
 _FLOATS = ("ts", "ts_end")
 _INTS = ("src_port", "dst_port", "bytes_out", "bytes_in", "pkts_out", "pkts_in", "missed_bytes")
 

@@ -370,6 +370,14 @@ def test_chain_ids_equal_the_python_pass_with_many_endpoints(tmp_path: Path, mon
                      f"{rng.choice([0, 500, 5000, 50000])}\t{rng.choice([0, 100, 1000])}\tSF\t0\tShADadFf\t3\t4")
     path = tmp_path / "conn.log"
     path.write_text("\n".join(lines) + "\n")
+    lane, python = _same_chain_state([str(path)], tmp_path, monkeypatch)
+    assert len(lane._key) == 70000
+    assert len(lane._sides) > 32768 and len(lane._dests) > 32768  # more than the caches have slots
+
+
+def _same_chain_state(paths: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple:
+    """Runs with and without the lane (identical outputs), then the same chain builder state: every
+    flow's key, flags, times, size and offset, the sides and destinations in the order met."""
     seen: dict[str, ChainBuilder] = {}
     real = pipeline._write_results
 
@@ -378,11 +386,12 @@ def test_chain_ids_equal_the_python_pass_with_many_endpoints(tmp_path: Path, mon
         return real(opts, stages, *a, **k)
 
     monkeypatch.setattr(pipeline, "_write_results", keep)
-    assert_same_with_and_without_lane([str(path)], tmp_path, monkeypatch)
+    assert_same_with_and_without_lane(paths, tmp_path, monkeypatch)
     lane, python = seen[str(tmp_path / "lane")], seen[str(tmp_path / "python")]
-    assert lane._key == python._key and lane._flags == python._flags and len(lane._key) == 70000
+    for name in ("_key", "_flags", "_ts", "_ts_end", "_bytes_out", "_handle"):
+        assert getattr(lane, name) == getattr(python, name), name
     assert list(lane._sides) == list(python._sides) and list(lane._dests) == list(python._dests)
-    assert len(lane._sides) > 32768 and len(lane._dests) > 32768  # more than the caches have slots
+    return lane, python
 
 
 def test_a_lane_not_initialised_refuses_work() -> None:
@@ -391,3 +400,37 @@ def test_a_lane_not_initialised_refuses_work() -> None:
                  lambda: lane.conn((), ()), lambda: lane.render(()), lambda: lane.flags_of((), ())):
         with pytest.raises(ValueError, match="__init__"):
             call()
+
+
+def test_destinations_named_by_dns_equal_the_python_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With dns.log answers (the usual Zeek log set), the lane asks the joiner for each destination's
+    name and keys the chains by it, as observe does; ssl.log entries leave their lines to Python."""
+    rng = random.Random(8)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    conn = _conn_log(rng, 3000, odd_rate=0.05)
+    (logs / "conn.log").write_text(conn, encoding="utf-8")
+    rows = [line.split("\t") for line in conn.splitlines() if not line.startswith("#") and line.count("\t") > 20]
+    dns = ["#separator \\x09", "#path\tdns",
+           "#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tquery\tanswers",
+           "#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tvector[string]"]
+    for k, r in enumerate(rows[::2]):
+        try:
+            ts = float(r[0])
+        except ValueError:
+            continue
+        client = r[2] if k % 3 else "10.250.0.1"  # some names only another client asked for
+        when = ts - 1 if k % 5 else ts + 30  # some answers only after the flow
+        dns.append("\t".join([f"{when:.6f}", f"D{k}", client, "5353", "10.9.9.9", "53", "udp",
+                              f"n{k}.example", r[4]]))
+    (logs / "dns.log").write_text("\n".join(dns) + "\n", encoding="utf-8")
+    ssl = ["#separator \\x09", "#path\tssl", "#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tversion",
+           "#types\ttime\tstring\taddr\tport\taddr\tport\tstring"]
+    ssl += ["\t".join(r[:6] + ["TLSv12"]) for r in rows[1::7]]
+    (logs / "ssl.log").write_text("\n".join(ssl) + "\n", encoding="utf-8")
+    taken: list[int] = []
+    out = _run([str(logs)], tmp_path / "count", True, monkeypatch, taken=taken)
+    assert out["flows.jsonl"].count(b'"dst_name":"n') > 500
+    assert sum(taken) > 0.6 * len(rows)
+    lane, _ = _same_chain_state([str(logs)], tmp_path, monkeypatch)
+    assert sum(str(d).startswith("n") for d in lane._dests) > 300  # chains keyed by the DNS name

@@ -26,7 +26,7 @@ import re
 import struct
 from binascii import b2a_base64
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from netan import fastlane
 from netan.schema import new_flow_record
@@ -373,6 +373,13 @@ class Joiner:
         """``conn_record``'s context when it alone makes a plain line's record (no DNS names to
         add), else None."""
         return self._fast if not self._names else None
+
+    def lane_context(self) -> tuple[tuple, Callable[[str, str, float], str | None] | None] | None:
+        """For the C lane: ``conn_record``'s context and the DNS-name lookup it must call per record
+        (``dst_name``, None when no DNS answers were read), or None without a C context."""
+        if self._fast is None:
+            return None
+        return self._fast, (self.dst_name if self._names else None)
 
     def _fast_context(self) -> None:
         """What ``netan.fastlane``'s ``conn_record`` reads and updates: the plain case of

@@ -3,7 +3,9 @@
 Per conn line, making the record dict and handing it to the pass's Python steps
 (the flows.jsonl line, the chain builder's rules and bookkeeping, the
 netan_flows.log row) cost about 10 us, most of it the same few steps on the same
-shape of record: a conn-only flow, no side-log entry, no DNS name, no context.
+shape of record: a conn-only flow, no side-log entry, no context (a DNS name for
+its destination, when DNS answers were read, is looked up by the joiner's own
+``dst_name``, called from C).
 For those records the lane writes the line and the row from templates, notes the
 flow for the chains and keeps every counter, without making the record; every
 other record (and every other run: context, a baseline, Zeek JSON output) goes
@@ -56,10 +58,11 @@ def open_lane(joiner: Any, rows: Any, chains: Any, out_write: Callable[[bytes], 
     """A lane writing to ``out_write`` (flows.jsonl, next line at byte ``at``) and ``rows``
     (a ``FlowRows``), noting flows in ``chains`` (a ChainBuilder or None); None where it cannot
     stand in for the Python pass."""
-    ctx = joiner.plain_context() if fastlane.C is not None else None
+    context = joiner.lane_context() if fastlane.C is not None else None
     outputs = rows.lane_outputs()
-    if ctx is None or outputs is None:
+    if context is None or outputs is None:
         return None
+    ctx, names = context
     record = _sample_record(ctx)
     if record is None or not _conn_only(record):
         return None
@@ -72,5 +75,6 @@ def open_lane(joiner: Any, rows: Any, chains: Any, out_write: Callable[[bytes], 
     if plan is None:
         return None
     sink = chains.extend_columns if chains is not None else None
-    lane = fastlane.C.Lane(plan[0], plan[1], chain, out_write, row_write, sink, rows.uid_differs, not_observable, at)
+    lane = fastlane.C.Lane(plan[0], plan[1], chain, out_write, row_write, sink, rows.uid_differs, not_observable, at,
+                           names)
     return PlainLane(lane, joiner, rows)

@@ -193,7 +193,7 @@ def iter_conn(lf: LogFile, problems: Problems, make: Make, parallel: bool | None
     the problems reported are the same either way.
     """
     if parallel is None:
-        joiner = _plain_joiner(make)
+        joiner = _joiner_of(make)
         # a lane writes plain lines whole here: a child parsing them would only add work
         parallel = (joiner is None or joiner.lane is None) and _worth_parallel(lf)
     if parallel:
@@ -256,7 +256,7 @@ def _usable(c: tuple[Any, ...] | list[Any]) -> bool:
 
 
 def _conn_json(lines: Any, path: str, problems: Problems, make: Make | None, first_line: int = 1) -> Iterator[Any]:
-    joiner = _plain_joiner(make)
+    joiner = _joiner_of(make)
     lane = joiner.lane if joiner is not None else None
     if lane is None:
         yield from _conn_json_objects(read_json(lines, path, problems, first_line), path, problems, make, None)
@@ -454,8 +454,8 @@ def _conn_tsv(lf: LogFile, problems: Problems, make: Make | None, span: Span | N
     lenient: Any = decoder(header, _CONN_NAMES) if header.fields else None
     sep, U, nfields = header.separator, header.unset_field, len(header.fields)
     fast, layout = _fast_lane(header)
-    joiner = _plain_joiner(make)
-    fused = fastlane.C.tsv_record if joiner is not None else None
+    joiner = _joiner_of(make)
+    fused = fastlane.C.tsv_record if joiner is not None and joiner.plain_context() is not None else None
     lane = joiner.lane if joiner is not None else None
     made = 0  # records the C lane made whole, counted into the joiner at the end
     try:
@@ -539,13 +539,11 @@ def _conn_tsv(lf: LogFile, problems: Problems, make: Make | None, span: Span | N
                 joiner.conn_count += made  # type: ignore[union-attr]
 
 
-def _plain_joiner(make: Make | None) -> Joiner | None:
-    """The joiner whose ``conn_flow`` is ``make``, when the C lane can make its records whole
-    (``Joiner.plain_context``: no DNS names to look up); else None."""
+def _joiner_of(make: Make | None) -> Joiner | None:
+    """The joiner whose ``conn_flow`` is ``make`` (its C lanes apply: ``tsv_record`` when it has a
+    ``plain_context``, its ``lane`` while a pass runs), else None."""
     joiner = getattr(make, "__self__", None)
-    if type(joiner) is Joiner and make == joiner.conn_flow and joiner.plain_context() is not None:
-        return joiner
-    return None
+    return joiner if type(joiner) is Joiner and make == joiner.conn_flow else None
 
 
 def _fast_lane(header: TsvHeader) -> tuple[Callable[[str, tuple], tuple[Any, ...] | None] | None, tuple | None]:
