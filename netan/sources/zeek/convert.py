@@ -496,6 +496,8 @@ class Joiner:
         lst = self.names.get(ip)
         if not lst:
             return None
+        if len(lst) == 1:  # one answer for the address (the usual case): it is the pick either way
+            return lst[0][2]
         best = None
         for pool in ([x for x in lst if x[1] == client], lst):
             if not pool:
