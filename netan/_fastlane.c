@@ -1330,38 +1330,49 @@ static int gb_put(growbuf *b, const char *s, size_t n) {
     return 1;
 }
 
+/* how a value is written: as a Zeek TSV cell, as JSON, as JSON rounded to microseconds (a Zeek JSON time) */
+enum { M_TSV, M_JSON, M_JSON_ROUND6 };
+
 typedef struct {
     Py_ssize_t nslots;
     int *slot;         /* the K_* index of each value, in the order they appear */
+    int *mode;         /* how each is written (M_*) */
+    int *drop;         /* bytes of the piece before it to take back when it is None (its key) */
     const char **seg;  /* nslots + 1 fixed pieces around them (borrowed from ``segs``) */
     Py_ssize_t *seglen;
     PyObject *segs;    /* the tuple of bytes the pieces live in */
 } template_t;
 
 static void template_free(template_t *t) {
-    PyMem_Free(t->slot); PyMem_Free(t->seg); PyMem_Free(t->seglen);
+    PyMem_Free(t->slot); PyMem_Free(t->mode); PyMem_Free(t->drop); PyMem_Free(t->seg); PyMem_Free(t->seglen);
     Py_CLEAR(t->segs);
     memset(t, 0, sizeof *t);
 }
 
-/* plan = (pieces: tuple of bytes, slots: tuple of K_* ints), len(pieces) == len(slots) + 1 */
-static int template_init(template_t *t, PyObject *plan) {
-    if (!PyTuple_Check(plan) || PyTuple_GET_SIZE(plan) != 2 || !PyTuple_Check(PyTuple_GET_ITEM(plan, 0)) ||
+/* plan = (pieces: tuple of bytes, slots: tuple of K_* ints[, modes: tuple of M_* ints, drops: tuple of ints]),
+ * len(pieces) == len(slots) + 1; without modes every value is written in ``mode`` and nothing dropped */
+static int template_init(template_t *t, PyObject *plan, int mode) {
+    Py_ssize_t parts = PyTuple_Check(plan) ? PyTuple_GET_SIZE(plan) : 0;
+    if ((parts != 2 && parts != 4) || !PyTuple_Check(PyTuple_GET_ITEM(plan, 0)) ||
         !PyTuple_Check(PyTuple_GET_ITEM(plan, 1))) {
-        PyErr_SetString(PyExc_TypeError, "a lane template is (pieces: tuple of bytes, slots: tuple of int)");
+        PyErr_SetString(PyExc_TypeError, "a lane template is (pieces: tuple of bytes, slots: tuple of int[, modes, drops])");
         return 0;
     }
     PyObject *segs = PyTuple_GET_ITEM(plan, 0), *slots = PyTuple_GET_ITEM(plan, 1);
+    PyObject *modes = parts == 4 ? PyTuple_GET_ITEM(plan, 2) : NULL, *drops = parts == 4 ? PyTuple_GET_ITEM(plan, 3) : NULL;
     Py_ssize_t n = PyTuple_GET_SIZE(slots);
-    if (PyTuple_GET_SIZE(segs) != n + 1) {
-        PyErr_SetString(PyExc_ValueError, "a lane template has one piece more than slots");
+    if (PyTuple_GET_SIZE(segs) != n + 1 || (modes && (!PyTuple_Check(modes) || PyTuple_GET_SIZE(modes) != n ||
+                                                      !PyTuple_Check(drops) || PyTuple_GET_SIZE(drops) != n))) {
+        PyErr_SetString(PyExc_ValueError, "a lane template has one piece more than slots, and a mode and drop per slot");
         return 0;
     }
     t->nslots = n;
     t->slot = PyMem_Calloc((size_t)n + 1, sizeof(int));
+    t->mode = PyMem_Calloc((size_t)n + 1, sizeof(int));
+    t->drop = PyMem_Calloc((size_t)n + 1, sizeof(int));
     t->seg = PyMem_Calloc((size_t)n + 1, sizeof(char *));
     t->seglen = PyMem_Calloc((size_t)n + 1, sizeof(Py_ssize_t));
-    if (!t->slot || !t->seg || !t->seglen) { PyErr_NoMemory(); return 0; }
+    if (!t->slot || !t->mode || !t->drop || !t->seg || !t->seglen) { PyErr_NoMemory(); return 0; }
     for (Py_ssize_t i = 0; i <= n; i++) {
         PyObject *b = PyTuple_GET_ITEM(segs, i);
         if (!PyBytes_Check(b)) { PyErr_SetString(PyExc_TypeError, "a lane template piece is bytes"); return 0; }
@@ -1374,6 +1385,14 @@ static int template_init(template_t *t, PyObject *plan) {
                 return 0;
             }
             t->slot[i] = (int)k;
+            long m = modes ? PyLong_AsLong(PyTuple_GET_ITEM(modes, i)) : mode;
+            long d = drops ? PyLong_AsLong(PyTuple_GET_ITEM(drops, i)) : 0;
+            if (m < M_TSV || m > M_JSON_ROUND6 || d < 0 || d > t->seglen[i]) {
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a lane template's mode or drop is out of range");
+                return 0;
+            }
+            t->mode[i] = (int)m;
+            t->drop[i] = (int)d;
         }
     }
     Py_INCREF(segs);
@@ -1452,10 +1471,23 @@ static int put_value(growbuf *b, PyObject *v, int json) {
     return 0;
 }
 
-static int render(growbuf *b, const template_t *t, PyObject *const *val, int json) {
+static int render(growbuf *b, const template_t *t, PyObject *const *val) {
     for (Py_ssize_t i = 0; i < t->nslots; i++) {
         if (!gb_put(b, t->seg[i], (size_t)t->seglen[i])) return -1;
-        int r = put_value(b, val[t->slot[i]], json);
+        PyObject *v = val[t->slot[i]];
+        if (v == Py_None && t->drop[i]) {  /* a Zeek JSON row leaves an unset column out, key and all */
+            b->n -= (size_t)t->drop[i];
+            continue;
+        }
+        int r;
+        if (t->mode[i] == M_JSON_ROUND6 && v != Py_None) {
+            double d;
+            if (!PyFloat_CheckExact(v) || !round6(PyFloat_AS_DOUBLE(v), &d)) return 0;
+            PyObject *rounded = PyFloat_FromDouble(d);
+            if (!rounded) return -1;
+            r = put_value(b, rounded, 1);
+            Py_DECREF(rounded);
+        } else r = put_value(b, v, t->mode[i] != M_TSV);
         if (r <= 0) return r;
     }
     return gb_put(b, t->seg[t->nslots], (size_t)t->seglen[t->nslots]) ? 1 : -1;
@@ -1576,8 +1608,8 @@ static int lane_take(Lane *L, PyObject *c, PyObject *ctx) {
     char side_key[48];
     size_t side_n = 0;
     uint64_t side_h = 0;
-    if ((r = render(&L->json, &L->json_t, v.val, 1)) <= 0) goto undo;
-    if ((r = render(&L->row, &L->row_t, v.val, 0)) <= 0) goto undo;
+    if ((r = render(&L->json, &L->json_t, v.val)) <= 0) goto undo;
+    if ((r = render(&L->row, &L->row_t, v.val)) <= 0) goto undo;
     if (ch != Py_None) {
         int o1, o2;
         b_out = PyLong_AsLongLongAndOverflow(v.val[K_BYTES_OUT], &o1);
@@ -1749,7 +1781,7 @@ static PyObject *lane_render(Lane *L, PyObject *values) {
     }
     growbuf j = {0}, w = {0};
     PyObject *const *val = &PyTuple_GET_ITEM(values, 0);
-    int r1 = render(&j, &L->json_t, val, 1), r2 = r1 > 0 ? render(&w, &L->row_t, val, 0) : r1;
+    int r1 = render(&j, &L->json_t, val), r2 = r1 > 0 ? render(&w, &L->row_t, val) : r1;
     PyObject *out = NULL;
     if (r1 > 0 && r2 > 0) {
         PyObject *a = PyBytes_FromStringAndSize(j.p, (Py_ssize_t)j.n), *b = PyBytes_FromStringAndSize(w.p, (Py_ssize_t)w.n);
@@ -1820,7 +1852,7 @@ static int lane_init(Lane *L, PyObject *args, PyObject *kw) {
     Py_CLEAR(L->nobs);  /* not ready until this init succeeds */
     template_free(&L->json_t);
     template_free(&L->row_t);
-    if (!template_init(&L->json_t, jp) || !template_init(&L->row_t, rp)) return -1;
+    if (!template_init(&L->json_t, jp, M_JSON) || !template_init(&L->row_t, rp, M_TSV)) return -1;
     PyObject **slots[] = {&L->chain, &L->out_write, &L->row_write, &L->columns_sink, &L->uid_differs, &L->dst_name,
                           &L->nobs};  /* nobs last: set, the lane is ready */
     PyObject *vals[] = {chain, ow, rw, cs, ud, names, nobs};

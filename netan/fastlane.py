@@ -104,7 +104,7 @@ def _markers(variant: int) -> dict[str, Any]:
         if name == "not_observable":
             out[name] = (f"Qz{variant}Nobs", f"Qz{variant}Nobs2" + "z" * variant)
         elif name in _FLOATS:
-            out[name] = 1234567000.125 + k if variant % 2 == 0 else 12345670000.25 + 10 * k
+            out[name] = 1234567000.125 + k if variant % 2 == 0 else 234567000.25 + 10 * k
         elif name in _INTS:
             out[name] = int(f"{73 + variant}{k:02d}" + "1" * (9 + variant))
         else:
@@ -113,7 +113,8 @@ def _markers(variant: int) -> dict[str, Any]:
 
 
 def _spelled(value: Any, as_json: bool) -> bytes:
-    """How flows.jsonl (``as_json``) or netan_flows.log spells a marker."""
+    """How flows.jsonl or a Zeek JSON row (``as_json``), or a Zeek TSV row, spells a marker (the
+    float markers have fewer than six decimals: the JSON row's rounding keeps them)."""
     if isinstance(value, tuple):
         return ("[" + ",".join(f'"{v}"' for v in value) + "]").encode() if as_json else b"\0"
     if isinstance(value, float):
@@ -149,11 +150,25 @@ def _values(record: dict[str, Any]) -> tuple:
     return tuple(record.get(name) for name in LANE_NAMES)
 
 
+def _zeek_json_row(template: tuple) -> tuple:
+    """A template of a Zeek JSON row: times rounded to microseconds as the row rounds them (mode 2),
+    and a value that may be None written with its key only when it is not (the key's text, the
+    ``,"name":`` before it, is what ``drops`` takes back)."""
+    pieces, slots = template
+    modes = tuple(2 if LANE_NAMES[k] in _FLOATS else 1 for k in slots)
+    drops = []
+    for piece, k in zip(pieces, slots):
+        cut = piece.rfind(b',"')
+        drops.append(len(piece) - cut if LANE_NAMES[k] in _NULLABLE and cut >= 0 and piece.endswith(b'":') else 0)
+    return pieces, slots, modes, tuple(drops)
+
+
 def lane_plan(record: dict[str, Any], dumps_line: Callable[[dict], bytes], row: Callable[[dict], bytes],
-              not_observable: tuple) -> tuple[tuple, tuple] | None:
+              not_observable: tuple, json_rows: bool = False) -> tuple[tuple, tuple] | None:
     """The lane's two templates (flows.jsonl line, netan_flows.log row) for plain records shaped
     like ``record`` (a plain record as ``conn_record`` makes it), cut from what ``dumps_line`` and
     ``row`` write of it with marker values; None when they are not simply the values put in place.
+    ``json_rows``: the rows are Zeek JSON (``--zeek-json``), not TSV.
 
     Checked before use: a second set of markers, and None in every slot that may hold it, must
     come out of the templates exactly as the two Python functions write them, as must each value
@@ -171,9 +186,11 @@ def lane_plan(record: dict[str, Any], dumps_line: Callable[[dict], bytes], row: 
 
     marks = _markers(0)
     shown = filled(marks)
-    json_t, row_t = _cut(dumps_line(shown), marks, True), _cut(row(shown), marks, False)
+    json_t, row_t = _cut(dumps_line(shown), marks, True), _cut(row(shown), marks, json_rows)
     if json_t is None or row_t is None or sorted(json_t[1]) != sorted(LANE_SLOTS):
         return None  # every value is in the JSON line once
+    if json_rows:
+        row_t = _zeek_json_row(row_t)
     probe = C.Lane(json_t, row_t, None, None, None, None, {}, not_observable, 0)
     nulls = dict(_markers(2), **{name: None for name in _NULLABLE})
     checks = [shown, filled(_markers(1)), filled(nulls)]

@@ -39,7 +39,7 @@ OUTPUTS = ("flows.jsonl", "chains.jsonl", "netan_flows.log", "netan_chains.log")
 
 
 def _run(paths: list[str], out: Path, use_lane: bool, monkeypatch: pytest.MonkeyPatch, workers: int = 1,
-         taken: list[int] | None = None, **kw) -> dict[str, bytes]:
+         taken: list[int] | None = None, zeek_json: bool = False, **kw) -> dict[str, bytes]:
     """The outputs of one `netan zeek` run in this process, with or without the lane."""
     with monkeypatch.context() as m:
         if not use_lane:
@@ -54,7 +54,7 @@ def _run(paths: list[str], out: Path, use_lane: bool, monkeypatch: pytest.Monkey
 
             m.setattr(pipeline._Pass2, "_settle", counting)
         opts = RunOptions(out_dir=str(out), command="zeek", **kw)
-        analyze_zeek_logs(paths, opts, workers=workers)
+        analyze_zeek_logs(paths, opts, zeek_json=zeek_json, workers=workers)
     files = {}
     for name in OUTPUTS:
         files[name] = b"\n".join(x for x in (out / name).read_bytes().split(b"\n")
@@ -66,9 +66,9 @@ def _run(paths: list[str], out: Path, use_lane: bool, monkeypatch: pytest.Monkey
 
 
 def assert_same_with_and_without_lane(paths: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                      workers: int = 1, **kw) -> dict[str, bytes]:
-    with_lane = _run(paths, tmp_path / "lane", True, monkeypatch, workers, **kw)
-    without = _run(paths, tmp_path / "python", False, monkeypatch, workers, **kw)
+                                      workers: int = 1, zeek_json: bool = False, **kw) -> dict[str, bytes]:
+    with_lane = _run(paths, tmp_path / "lane", True, monkeypatch, workers, zeek_json=zeek_json, **kw)
+    without = _run(paths, tmp_path / "python", False, monkeypatch, workers, zeek_json=zeek_json, **kw)
     for name in with_lane:
         assert with_lane[name] == without[name], name
     return with_lane
@@ -83,17 +83,19 @@ def assert_same_with_and_without_lane(paths: list[str], tmp_path: Path, monkeypa
 def test_corpus_runs_equal_the_python_pass(root: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if not (CORPUS / root).exists():
         pytest.skip(f"{root} not in the corpus")
-    out = assert_same_with_and_without_lane([str(CORPUS / root)], tmp_path, monkeypatch)
+    out = assert_same_with_and_without_lane([str(CORPUS / root)], tmp_path, monkeypatch,
+                                            zeek_json=root.endswith(("zeek-json", "foxio-ja4/zeek")))
     assert out["flows.jsonl"]
 
 
 @pytest.mark.parametrize("seed", range(4))
 def test_hostile_logs_equal_the_python_pass(seed: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Escapes, non-ASCII text, unset counts, repeated uids, bad addresses, other protocols, IPv6, ICMP."""
+    """Escapes, non-ASCII text, unset counts, repeated uids, bad addresses, other protocols, IPv6, ICMP;
+    netan_flows.log as Zeek TSV, and as Zeek JSON for odd seeds."""
     rng = random.Random(seed)
     path = tmp_path / "conn.log"
     path.write_text(_conn_log(rng, 3000, odd_rate=0.3, crlf=seed == 2), encoding="utf-8")
-    out = assert_same_with_and_without_lane([str(path)], tmp_path, monkeypatch)
+    out = assert_same_with_and_without_lane([str(path)], tmp_path, monkeypatch, zeek_json=seed % 2 == 1)
     assert out["flows.jsonl"].count(b"\n") > 1500
 
 
@@ -103,7 +105,8 @@ def test_json_logs_and_shared_out_runs_equal_the_python_pass(tmp_path: Path, mon
     tsv, js = _bench().generate(str(tmp_path / "gen"), 8000)
     for fmt, path in (("tsv", tsv), ("json", js)):
         for workers in (1, 2):
-            assert_same_with_and_without_lane([path], tmp_path / f"{fmt}{workers}", monkeypatch, workers)
+            assert_same_with_and_without_lane([path], tmp_path / f"{fmt}{workers}", monkeypatch, workers,
+                                              zeek_json=fmt == "json")
 
 
 def test_the_lane_takes_plain_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -112,21 +115,21 @@ def test_the_lane_takes_plain_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     from test_zeek_fanout import _bench
 
     tsv, js = _bench().generate(str(tmp_path / "gen"), 6000)
-    for path in (tsv, js):
+    for path, zeek_json in ((tsv, False), (js, False), (tsv, True)):
         taken: list[int] = []
-        _run([path], tmp_path / Path(path).suffix, True, monkeypatch, taken=taken)
-        assert sum(taken) > 0.9 * 6000, path
+        _run([path], tmp_path / f"{Path(path).suffix}{zeek_json}", True, monkeypatch, taken=taken, zeek_json=zeek_json)
+        assert sum(taken) > 0.9 * 6000, (path, zeek_json)
 
 
 def test_runs_the_lane_cannot_serve_go_the_python_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Zeek JSON output, a baseline: the lane stays out (nothing taken) and the outputs are the Python pass's."""
+    """A baseline, or rows not written as bytes: the lane stays out (nothing taken)."""
     from netan.chains.baseline import learn_baseline
     from test_zeek_fanout import _bench
 
     tsv, _ = _bench().generate(str(tmp_path / "gen"), 1500)
     baseline = tmp_path / "baseline.json"
     learn_baseline(iter(())).save(str(baseline))
-    for name, kw, zeek_json in (("zjson", {}, True), ("baseline", {"baseline": str(baseline)}, False)):
+    for name, kw, zeek_json in (("baseline", {"baseline": str(baseline)}, False),):
         taken: list[int] = []
         with monkeypatch.context() as m:
             real = pipeline._Pass2._settle
@@ -146,7 +149,7 @@ def test_runs_the_lane_cannot_serve_go_the_python_way(tmp_path: Path, monkeypatc
 
 
 class _NoBytes:
-    """A FlowRows whose rows are not written as bytes (Zeek JSON output)."""
+    """A FlowRows whose rows are not written as bytes (a text file in another encoding)."""
 
     def lane_outputs(self):
         return None
@@ -224,6 +227,7 @@ class _BytesRows:
     """A FlowRows writing bytes, for a lane built outside a run."""
 
     uid_differs: dict = {}
+    json = False
 
     def lane_outputs(self):
         from netan.sinks.zeek import FlowRows
@@ -239,6 +243,18 @@ def test_templates_refuse_outputs_that_are_not_the_values_in_place() -> None:
     nobs = joiner.lane_not_observable()
     write, row = _BytesRows().lane_outputs()
     assert fastlane.lane_plan(record, dumps_line, row, nobs) is not None
+    import io
+
+    from netan.sinks.zeek import FlowRows
+
+    _, json_row = FlowRows(io.TextIOWrapper(io.BytesIO(), encoding="utf-8"), True).lane_outputs()
+    assert fastlane.lane_plan(record, dumps_line, json_row, nobs, json_rows=True) is not None
+
+    def null_kept(r: dict) -> bytes:  # an unset column written as null rather than left out
+        line = json_row(r)
+        return line if r.get("src_mac") is not None else line.replace(b',"bytes_out"', b',"orig_l2_addr":null,"bytes_out"')
+
+    assert fastlane.lane_plan(record, dumps_line, null_kept, nobs, json_rows=True) is None
 
     def derived(r: dict) -> bytes:  # a column computed from a value, not the value itself
         return row(r)[:-1] + f"\t{len(r['flow_id'] or '')}\n".encode()

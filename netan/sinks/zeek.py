@@ -421,6 +421,13 @@ def _header(path: str, columns: tuple[Column, ...], opened: float) -> str:
     )
 
 
+def _encoded(row: Callable[[dict[str, Any]], str]) -> Callable[[dict[str, Any]], bytes]:
+    def encoded(record: dict[str, Any]) -> bytes:
+        return row(record).encode("utf-8")
+
+    return encoded
+
+
 class FlowRows:
     """Rows of ``netan_flows.log`` (no header) into an open text file, and the uids chains will need.
 
@@ -431,24 +438,26 @@ class FlowRows:
 
     def __init__(self, fh: TextIO, json: bool = False) -> None:
         self.fh = fh
+        self.json = json
         self.rows = 0
         self.uid_differs: dict[Any, Any] = {}
-        raw = _utf8_bytes_under(fh) if not json else None
+        self._bytes = False  # whether rows go to the binary layer as bytes
+        raw = _utf8_bytes_under(fh)
         if raw is not None and _c_rows() is not None:
-            # The C row as bytes straight into the file's binary layer (no str, no encoding step);
+            # Rows as bytes straight into the file's binary layer (TSV: the C row, no str at all);
             # the text layer is flushed first and written again only after the rows (#close).
             fh.flush()
-            self._write, self._row = raw.write, functools.partial(_c_rows().tsv_row_bytes, _flow_plan())
+            row = _flow_row(True) if json else functools.partial(_c_rows().tsv_row_bytes, _flow_plan())
+            self._write, self._row, self._bytes = raw.write, _encoded(row) if json else row, True
         else:
             self._write, self._row = fh.write, _flow_row(json)
 
     def lane_outputs(self) -> tuple[Callable[[bytes], Any], Callable[[dict[str, Any]], bytes]] | None:
         """(write, row) for rows made elsewhere as bytes (``netan._fastlane.Lane``): the binary
-        layer's write and the row function it is written with; None when rows are not written as
-        bytes (Zeek JSON, another encoding, no C row). The maker counts its rows with ``count``."""
-        if getattr(self._row, "func", None) is not getattr(_c_rows(), "tsv_row_bytes", False):
-            return None
-        return self._write, self._row
+        layer's write and the row function it is written with (Zeek TSV, or Zeek JSON when
+        ``json``); None when rows are not written as bytes (another encoding, no C module).
+        The maker counts its rows with ``count``."""
+        return (self._write, self._row) if self._bytes else None
 
     def count(self, rows: int) -> None:
         self.rows += rows

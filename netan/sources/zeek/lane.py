@@ -8,8 +8,7 @@ its destination, when DNS answers were read, is looked up by the joiner's own
 ``dst_name``, called from C).
 For those records the lane writes the line and the row from templates, notes the
 flow for the chains and keeps every counter, without making the record; every
-other record (and every other run: context, a baseline, Zeek JSON output) goes
-the Python way, which remains the one definition. The templates are cut from
+other record (and every other run: context, a baseline) goes the Python way, which remains the one definition. The templates are cut from
 what that Python writes of a record (``netan.fastlane.lane_plan``), and the
 lane's rules are held to the Python rules by tests/test_lane.py.
 
@@ -71,7 +70,7 @@ def open_lane(joiner: Any, rows: Any, chains: Any, out_write: Callable[[bytes], 
         return None
     row_write, row = outputs
     not_observable = joiner.lane_not_observable()
-    plan = fastlane.lane_plan(record, dumps_line, row, not_observable)
+    plan = fastlane.lane_plan(record, dumps_line, row, not_observable, json_rows=rows.json)
     if plan is None:
         return None
     sink = chains.extend_columns if chains is not None else None
