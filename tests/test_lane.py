@@ -450,3 +450,37 @@ def test_destinations_named_by_dns_equal_the_python_pass(tmp_path: Path, monkeyp
     assert sum(taken) > 0.6 * len(rows)
     lane, _ = _same_chain_state([str(logs)], tmp_path, monkeypatch)
     assert sum(str(d).startswith("n") for d in lane._dests) > 300  # chains keyed by the DNS name
+
+
+def _mutated(rng: random.Random, line: str) -> str:
+    """A line with a few characters replaced, inserted or deleted (separators, quotes, digits, escapes)."""
+    alphabet = '\t\r\\"{}[],:.-+eE0123456789abcdef xyz#é\x00\x7f'
+    chars = list(line.rstrip("\n"))
+    for _ in range(rng.randrange(1, 4)):
+        i = rng.randrange(len(chars) + 1)
+        op = rng.random()
+        if op < 0.4 and chars:
+            chars[min(i, len(chars) - 1)] = rng.choice(alphabet)
+        elif op < 0.7:
+            chars.insert(i, rng.choice(alphabet))
+        elif chars:
+            del chars[min(i, len(chars) - 1)]
+    return "".join(chars) + "\n"
+
+
+def test_mutated_lines_equal_the_python_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lines damaged a character at a time, TSV and JSON (a third of them): whatever the lane takes
+    or leaves, the outputs are the Python pass's."""
+    from test_zeek_fanout import _bench
+
+    rng = random.Random(13)
+    tsv, js = _bench().generate(str(tmp_path / "gen"), 4000)
+    for name, path in (("tsv", tsv), ("json", js)):
+        lines = Path(path).read_text().splitlines(True)
+        body = [x for x in lines if not x.startswith("#")]
+        head = [x for x in lines if x.startswith("#") and not x.startswith("#close")]
+        out = head + [_mutated(rng, x) if rng.random() < 0.33 else x for x in body]
+        damaged = tmp_path / name / f"conn.{'log' if name == 'tsv' else 'json'}"
+        damaged.parent.mkdir()
+        damaged.write_text("".join(out), encoding="utf-8", errors="surrogateescape")
+        assert_same_with_and_without_lane([str(damaged)], tmp_path / f"{name}-out", monkeypatch)
