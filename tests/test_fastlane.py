@@ -204,18 +204,13 @@ def _iso(t: float, rng: random.Random) -> str:
                                                        f"1969-12-31T23:59:59.{frac[:6]}Z", f"{whole}.12a456Z"])
 
 
-def test_hostile_json_lines_read_identically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """JSON conn logs reach the C lane as tuples (``conn_record`` alone)."""
-    import json
-
-    rng = random.Random(5)
-    tsv = _conn_log(rng, 2000, odd_rate=0.3)
+def json_records(rng: random.Random, n: int, odd_rate: float) -> list[dict]:
+    """The usable lines of a generated TSV conn log (``_conn_log``) as Zeek JSON writes records:
+    numbers, booleans and sets typed, unset columns left out, most times spelled ISO 8601."""
     out = []
-    for line in tsv.splitlines():
-        if line.startswith("#"):
-            continue
+    for line in _conn_log(rng, n, odd_rate).splitlines():
         cells = line.split("\t")
-        if len(cells) != len(FIELDS):
+        if line.startswith("#") or len(cells) != len(FIELDS):
             continue
         obj: dict = {}
         for name, ztype, v in zip(FIELDS, TYPES, cells):
@@ -228,11 +223,23 @@ def test_hostile_json_lines_read_identically(tmp_path: Path, monkeypatch: pytest
                     obj[name] = float(v) if math.isfinite(float(v)) else v
                 except ValueError:
                     obj[name] = v
+            elif ztype == "bool":
+                obj[name] = v == "T"
+            elif ztype.startswith("set["):
+                obj[name] = [] if v == "(empty)" else v.split(",")
             else:
                 obj[name] = v
         if isinstance(obj.get("ts"), float) and rng.random() < 0.6:
             obj["ts"] = _iso(obj["ts"], rng)
-        out.append(json.dumps(obj))
+        out.append(obj)
+    return out
+
+
+def test_hostile_json_lines_read_identically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """JSON conn logs reach the C lane as tuples (``conn_record`` alone)."""
+    import json
+
+    out = [json.dumps(obj) for obj in json_records(random.Random(5), 2000, odd_rate=0.3)]
     out.append('{"ts": 1700000000.0, "uid": "Cj", "id.orig_h": "10.0.0.1", "id.orig_p": true, '
                '"id.resp_h": "10.0.0.2", "id.resp_p": 80, "proto": "tcp"}')
     (tmp_path / "conn.json").write_text("\n".join(out) + "\n", encoding="utf-8")
