@@ -1421,6 +1421,20 @@ static int put_int(growbuf *b, PyObject *v) {
     return gb_put(b, tmp, n) ? 1 : -1;
 }
 
+/* A float as JSON: repr, which orjson matches in this range (tests/test_lane.py); 0 outside it. */
+static int put_json_float(growbuf *b, double d) {
+    double a = fabs(d);
+    if (!(d == 0.0 || (a >= 1e-4 && a < 1e16))) return 0;
+    char quick[40];
+    size_t qn = time_repr(quick, d);
+    if (qn) return gb_put(b, quick, qn) ? 1 : -1;
+    char *text = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (!text) return -1;
+    int ok = gb_put(b, text, strlen(text));
+    PyMem_Free(text);
+    return ok ? 1 : -1;
+}
+
 /* One value as flows.jsonl (``json``) or netan_flows.log writes it: 1, 0 when it is not a plain value
  * there (the record goes the Python way), -1 on an error. */
 static int put_value(growbuf *b, PyObject *v, int json) {
@@ -1448,18 +1462,8 @@ static int put_value(growbuf *b, PyObject *v, int json) {
         return gb_put(b, "]", 1) ? 1 : -1;
     }
     if (PyFloat_CheckExact(v)) {
-        double d = PyFloat_AS_DOUBLE(v), a = fabs(d);
-        if (json) {  /* repr, which orjson matches in this range (tests/test_lane.py) */
-            if (!(d == 0.0 || (a >= 1e-4 && a < 1e16))) return 0;
-            char quick[40];
-            size_t qn = time_repr(quick, d);
-            if (qn) return gb_put(b, quick, qn) ? 1 : -1;
-            char *text = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-            if (!text) return -1;
-            int ok = gb_put(b, text, strlen(text));
-            PyMem_Free(text);
-            return ok ? 1 : -1;
-        }
+        double d = PyFloat_AS_DOUBLE(v);
+        if (json) return put_json_float(b, d);
         if (!isfinite(d)) return 0;
         outbuf o;
         o.p = o.local; o.n = 0; o.cap = sizeof o.local;
@@ -1483,10 +1487,7 @@ static int render(growbuf *b, const template_t *t, PyObject *const *val) {
         if (t->mode[i] == M_JSON_ROUND6 && v != Py_None) {
             double d;
             if (!PyFloat_CheckExact(v) || !round6(PyFloat_AS_DOUBLE(v), &d)) return 0;
-            PyObject *rounded = PyFloat_FromDouble(d);
-            if (!rounded) return -1;
-            r = put_value(b, rounded, 1);
-            Py_DECREF(rounded);
+            r = put_json_float(b, d);
         } else r = put_value(b, v, t->mode[i] != M_TSV);
         if (r <= 0) return r;
     }
